@@ -1,0 +1,65 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the imagelayers.registry collection
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Private to this collection: may change without notice between releases.
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+
+    # The connection and authentication options every module shares.
+    # Keep in sync with connection_argument_spec() in plugins/module_utils/_module.py.
+    DOCUMENTATION = r'''
+options:
+  username:
+    description:
+      - User name for the registry (HTTP Basic, or the Basic credentials sent to a Bearer token service).
+      - If not set, the value of the E(IMAGELAYERS_REGISTRY_USERNAME) environment variable is used.
+      - Requires O(password).
+    type: str
+  password:
+    description:
+      - Password for O(username).
+      - If not set, the value of the E(IMAGELAYERS_REGISTRY_PASSWORD) environment variable is used.
+      - Never returned, logged or put in a URL.
+    type: str
+  token:
+    description:
+      - A registry bearer token, sent as C(Authorization: Bearer) to the registry host.
+      - Mutually exclusive with O(username) and O(password).
+      - If not set, the value of the E(IMAGELAYERS_REGISTRY_TOKEN) environment variable is used.
+    type: str
+  validate_certs:
+    description:
+      - Verify the registry's TLS certificate.
+      - Registries on a loopback address (V(localhost), V(127.0.0.0/8), V([::1])) may also be reached
+        over plain HTTP, as C(docker) allows; other registries are always reached over HTTPS.
+      - If not set, the value of the E(IMAGELAYERS_REGISTRY_VALIDATE_CERTS) environment variable is used.
+    type: bool
+    default: true
+  ca_path:
+    description:
+      - A PEM file with the CA certificate(s) to trust for the registry, for example a private CA.
+      - When not set, the system trust store is used, or the bundle named by E(REQUESTS_CA_BUNDLE).
+      - If not set, the value of the E(IMAGELAYERS_REGISTRY_CA_PATH) environment variable is used.
+    type: path
+  timeout:
+    description:
+      - Seconds to wait for a connection or for the next bytes of an answer, on every request.
+    type: float
+    default: 60
+  retries:
+    description:
+      - How many times a request is retried after a connection error or an answer of 408, 429, 500, 502,
+        503 or 504, with exponential backoff; C(Retry-After) is honoured up to 30 seconds per wait.
+      - V(0) disables retries. At most V(20).
+    type: int
+    default: 3
+notes:
+  - Requests go straight to the registry's HTTP API (Registry HTTP API v2 / OCI Distribution); no container
+    daemon or CLI is needed.
+requirements:
+  - requests
+'''

@@ -1,0 +1,156 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the imagelayers.registry collection
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Private to this collection: may change without notice between releases.
+"""Registry authentication: challenges, Basic, and the Bearer token flow.
+
+The Bearer flow follows the distribution token specification: a 401 carries
+``WWW-Authenticate: Bearer realm="...",service="...",scope="..."``; the client
+GETs the realm with ``service`` and every ``scope`` (with Basic credentials when
+it has them) and retries with the ``token`` (or ``access_token``) it receives.
+Tokens are cached per scope set for the run and refreshed when they expire or
+when a 401 names a scope the cached token does not cover.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+
+from ansible_collections.imagelayers.registry.plugins.module_utils._errors import AuthenticationError
+
+_PARAM = re.compile(r'\s*([a-zA-Z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*,?')
+
+# Token lifetime the token specification assumes when the server does not say.
+DEFAULT_TOKEN_LIFETIME = 60
+# Refresh a little before the token expires, so a request in flight does not race it.
+TOKEN_EXPIRY_MARGIN = 5
+
+
+class Credentials:
+    """What a user gave us for one registry. Never rendered in output."""
+
+    def __init__(self, username=None, password=None, token=None, source=None):
+        self.username = username
+        self.password = password
+        self.token = token
+        self.source = source
+
+    @property
+    def has_basic(self):
+        return bool(self.username) and self.password is not None
+
+    def basic_header(self):
+        raw = ('%s:%s' % (self.username, self.password)).encode('utf-8')
+        return 'Basic ' + base64.b64encode(raw).decode('ascii')
+
+    def secrets(self):
+        return [s for s in (self.password, self.token) if s]
+
+
+def parse_challenges(header):
+    """Parse a ``WWW-Authenticate`` header into ``[(scheme_lower, {param: value})]``."""
+    challenges = []
+    if not header:
+        return challenges
+    rest = header.strip()
+    while rest:
+        match = re.match(r'([A-Za-z][A-Za-z0-9_-]*)\s*', rest)
+        if not match:
+            break
+        scheme = match.group(1).lower()
+        rest = rest[match.end():]
+        params = {}
+        while rest:
+            pmatch = _PARAM.match(rest)
+            if not pmatch:
+                break
+            # A bare word not followed by "=" is the next challenge's scheme: the loop stops there.
+            quoted, bare = pmatch.group(2), pmatch.group(3)
+            params[pmatch.group(1).lower()] = re.sub(r'\\(.)', r'\1', quoted) if quoted is not None else bare
+            rest = rest[pmatch.end():]
+        challenges.append((scheme, params))
+    return challenges
+
+
+def scope_for(repository, actions):
+    return 'repository:%s:%s' % (repository, actions)
+
+
+class Authenticator:
+    """Holds the auth state of one registry host for one module run."""
+
+    def __init__(self, credentials, host):
+        self.credentials = credentials or Credentials()
+        self.host = host
+        self.scheme = None          # None (unknown/anonymous so far), 'basic' or 'bearer'
+        self.realm = None
+        self.service = None
+        self._tokens = {}           # frozenset(scopes) -> (token, expires_at)
+
+    def headers(self, scopes):
+        """The Authorization header to send proactively for a request needing ``scopes``."""
+        if self.credentials.token:
+            return {'Authorization': 'Bearer ' + self.credentials.token}
+        if self.scheme == 'basic' and self.credentials.has_basic:
+            return {'Authorization': self.credentials.basic_header()}
+        if self.scheme == 'bearer':
+            token = self._cached_token(scopes)
+            if token is not None:
+                return {'Authorization': 'Bearer ' + token}
+        return {}
+
+    def can_prefetch(self, scopes):
+        """True when a token for ``scopes`` should be fetched before sending the request."""
+        return (self.scheme == 'bearer' and not self.credentials.token and self.realm
+                and self._cached_token(scopes) is None)
+
+    def _cached_token(self, scopes):
+        now = time.time()
+        wanted = frozenset(scopes or ())
+        for granted, (token, expires_at) in self._tokens.items():
+            if wanted <= granted and expires_at - TOKEN_EXPIRY_MARGIN > now:
+                return token
+        return None
+
+    def learn(self, www_authenticate, url):
+        """Learn from a 401. Return the scopes the challenge names (possibly empty).
+
+        Raises AuthenticationError when the registry asks for something we cannot give.
+        """
+        challenges = parse_challenges(www_authenticate)
+        for scheme, params in challenges:
+            if scheme == 'bearer' and params.get('realm'):
+                self.scheme = 'bearer'
+                self.realm = params['realm']
+                self.service = params.get('service')
+                scope = params.get('scope')
+                return scope.split(' ') if scope else []
+        for scheme, params in challenges:
+            if scheme == 'basic':
+                self.scheme = 'basic'
+                if not self.credentials.has_basic:
+                    raise AuthenticationError(
+                        'The registry %s requires a username and password (HTTP Basic), and none were given'
+                        % self.host, status=401, url=url)
+                return []
+        if not challenges:
+            raise AuthenticationError(
+                'The registry %s answered 401 Unauthorized without a WWW-Authenticate challenge, '
+                'so there is no way to authenticate' % self.host, status=401, url=url)
+        raise AuthenticationError(
+            'The registry %s asks for an unsupported authentication scheme (%s)'
+            % (self.host, ', '.join(c[0] for c in challenges)), status=401, url=url)
+
+    def store_token(self, scopes, token, expires_in=None):
+        try:
+            lifetime = int(expires_in) if expires_in else DEFAULT_TOKEN_LIFETIME
+        except (TypeError, ValueError):
+            lifetime = DEFAULT_TOKEN_LIFETIME
+        lifetime = max(lifetime, DEFAULT_TOKEN_LIFETIME)
+        self._tokens[frozenset(scopes or ())] = (token, time.time() + lifetime)
+
+    def forget(self, scopes):
+        self._tokens.pop(frozenset(scopes or ()), None)

@@ -1,0 +1,101 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the imagelayers.registry collection
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Private to this collection: may change without notice between releases.
+"""One exception hierarchy for everything the registry client can go wrong on.
+
+Every error carries a readable ``msg`` plus structured fields (HTTP status,
+registry error codes, the URL with credentials and query strings removed, the
+number of attempts). Modules catch :class:`RegistryError` once and fail through
+:func:`fail_from_error`, so a user mistake or a registry error never produces a
+traceback.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+
+def redact_url(url):
+    """Return ``url`` without user info, query string or fragment.
+
+    Query strings of blob redirects carry pre-signed credentials, and a URL
+    may embed ``user:password@``; neither may reach a result or a log.
+    """
+    if not url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return '<unparseable URL>'
+    netloc = parts.netloc.rsplit('@', 1)[-1]
+    return urlunsplit((parts.scheme, netloc, parts.path, '', ''))
+
+
+class RegistryError(Exception):
+    """Base class: ``msg`` for people, the other attributes for playbooks."""
+
+    def __init__(self, msg, status=None, url=None, codes=None, errors=None, attempts=None, details=None):
+        super().__init__(msg)
+        self.msg = msg
+        self.status = status
+        self.url = redact_url(url)
+        self.codes = list(codes or [])
+        self.errors = list(errors or [])
+        self.attempts = attempts
+        self.details = dict(details or {})
+
+    def __str__(self):
+        return self.msg
+
+    def to_result(self):
+        """Structured fields for ``fail_json``; empty ones are left out."""
+        result = {}
+        if self.status is not None:
+            result['status'] = self.status
+        if self.url:
+            result['url'] = self.url
+        if self.codes:
+            result['registry_error_codes'] = self.codes
+        if self.errors:
+            result['registry_errors'] = self.errors
+        if self.attempts is not None:
+            result['attempts'] = self.attempts
+        result.update(self.details)
+        return result
+
+
+class InvalidInputError(RegistryError):
+    """A malformed reference, digest, platform or option combination."""
+
+
+class RegistryHTTPError(RegistryError):
+    """The registry answered with an error status."""
+
+
+class NotFoundError(RegistryHTTPError):
+    """404 or a ``*_UNKNOWN`` error code: the repository, tag or blob is not there."""
+
+
+class AuthenticationError(RegistryHTTPError):
+    """401/403, or a token endpoint that refused the credentials."""
+
+
+class UnsupportedError(RegistryHTTPError):
+    """The registry does not support the operation (405, ``UNSUPPORTED``)."""
+
+
+class TransportError(RegistryError):
+    """Connection, TLS or timeout failure, after the retries were spent."""
+
+
+class IntegrityError(RegistryError):
+    """Content whose digest or size is not what it must be."""
+
+
+def fail_from_error(module, error, **result):
+    """The single failure path of every module."""
+    fields = error.to_result()
+    fields.update(result)
+    module.fail_json(msg=error.msg, **fields)

@@ -1,0 +1,359 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the imagelayers.registry collection
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Private to this collection: may change without notice between releases.
+"""HTTP for the registry API: one session, timeouts, TLS, retries, redirects, auth.
+
+``HTTPSession`` is the one ``requests.Session`` of a module run. ``RegistryAPI``
+talks to one registry host through it: it picks the scheme, authenticates,
+retries what is safe to retry, follows redirects (dropping ``Authorization``
+when a redirect leaves the registry host) and turns error answers into the
+exceptions of ``_errors``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import random
+import time
+import traceback
+from urllib.parse import urlencode, urljoin, urlsplit
+
+from ansible_collections.imagelayers.registry.plugins.module_utils._auth import Authenticator
+from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
+    AuthenticationError,
+    NotFoundError,
+    RegistryHTTPError,
+    TransportError,
+    UnsupportedError,
+    redact_url,
+)
+
+try:
+    import requests
+    import requests.exceptions
+    HAS_REQUESTS = True
+    REQUESTS_IMPORT_ERROR = None
+except ImportError:  # the module reports missing_required_lib('requests')
+    HAS_REQUESTS = False
+    REQUESTS_IMPORT_ERROR = traceback.format_exc()
+
+COLLECTION_VERSION = '0.1.0'
+USER_AGENT = 'imagelayers.registry/%s (Ansible collection)' % COLLECTION_VERSION
+
+RETRY_STATUSES = frozenset((408, 429, 500, 502, 503, 504))
+REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
+MAX_REDIRECTS = 5
+# Backoff: 0.5 s, 1 s, 2 s, ... with jitter, and no single wait longer than this,
+# whatever Retry-After asks for.
+BACKOFF_BASE = 0.5
+MAX_RETRY_WAIT = 30.0
+ERROR_BODY_LIMIT = 65536
+NOT_FOUND_CODES = frozenset(('MANIFEST_UNKNOWN', 'NAME_UNKNOWN', 'BLOB_UNKNOWN', 'TAG_UNKNOWN',
+                             'BLOB_UPLOAD_UNKNOWN', 'MANIFEST_BLOB_UNKNOWN'))
+
+
+class ConnectionOptions:
+    """The shared connection options of every module and plugin."""
+
+    def __init__(self, credentials=None, validate_certs=True, ca_path=None, timeout=60.0, retries=3):
+        self.credentials = credentials
+        self.validate_certs = validate_certs
+        self.ca_path = ca_path
+        self.timeout = float(timeout)
+        self.retries = int(retries)
+
+    @property
+    def verify(self):
+        if not self.validate_certs:
+            return False
+        return self.ca_path or True
+
+
+def parse_retry_after(value, now=None):
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
+
+
+def decode_error_body(response):
+    """Return the ``errors`` list of a registry JSON error body, or []."""
+    try:
+        content_type = response.headers.get('Content-Type', '')
+        raw = response.raw.read(ERROR_BODY_LIMIT, decode_content=True) if response.raw is not None else b''
+        if not raw:
+            return []
+        if 'json' not in content_type and not raw.lstrip().startswith(b'{'):
+            return []
+        body = json.loads(raw.decode('utf-8', 'replace'))
+    except Exception:  # a broken error body must not hide the error itself
+        return []
+    errors = body.get('errors') if isinstance(body, dict) else None
+    if not isinstance(errors, list):
+        return []
+    result = []
+    for entry in errors:
+        if isinstance(entry, dict):
+            item = {'code': str(entry.get('code', '')), 'message': str(entry.get('message', ''))}
+            if entry.get('detail') is not None:
+                item['detail'] = entry['detail']
+            result.append(item)
+    return result
+
+
+def error_from_response(response, method, url, attempts=None, what=None):
+    """Build the exception for an error answer."""
+    status = response.status_code
+    errors = decode_error_body(response)
+    codes = [e['code'] for e in errors if e.get('code')]
+    described = '; '.join('%s: %s' % (e['code'], e['message']) if e['message'] else e['code'] for e in errors)
+    subject = what or '%s %s' % (method, redact_url(url))
+    msg = '%s failed: HTTP %d %s' % (subject, status, response.reason or '')
+    msg = msg.rstrip()
+    if described:
+        msg += ' (%s)' % described
+    if status == 404 or NOT_FOUND_CODES.intersection(codes):
+        cls = NotFoundError
+    elif status in (401, 403) or 'DENIED' in codes or 'UNAUTHORIZED' in codes:
+        cls = AuthenticationError
+    elif status == 405 or 'UNSUPPORTED' in codes:
+        cls = UnsupportedError
+    else:
+        cls = RegistryHTTPError
+    if attempts and attempts > 1:
+        msg += ' after %d attempts' % attempts
+    return cls(msg, status=status, url=url, codes=codes, errors=errors, attempts=attempts)
+
+
+class HTTPSession:
+    """The one requests.Session of a module run, shared by every registry it talks to."""
+
+    def __init__(self, session=None, sleep=time.sleep):
+        if session is None:
+            session = requests.Session()
+            session.headers['User-Agent'] = USER_AGENT
+        self.session = session
+        self.sleep = sleep
+        self.request_count = 0
+
+    def close(self):
+        self.session.close()
+
+    def send(self, method, url, headers, options, data=None, stream=False, auth_host=None):
+        """Send one request, following redirects by hand.
+
+        ``Authorization`` goes only to ``auth_host``: a redirect to any other host
+        (a storage backend serving a blob) is followed without it.
+        """
+        current_method = method
+        current_url = url
+        for hop in range(MAX_REDIRECTS + 1):
+            hop_headers = dict(headers)
+            if auth_host is not None and urlsplit(current_url).netloc != auth_host:
+                hop_headers.pop('Authorization', None)
+            self.request_count += 1
+            response = self.session.request(
+                current_method, current_url, headers=hop_headers, data=data if hop == 0 else None,
+                stream=stream, allow_redirects=False, timeout=(options.timeout, options.timeout),
+                verify=options.verify)
+            if response.status_code not in REDIRECT_STATUSES or 'Location' not in response.headers:
+                return response
+            location = urljoin(current_url, response.headers['Location'])
+            response.close()
+            if response.status_code == 303 and current_method != 'HEAD':
+                current_method = 'GET'
+            current_url = location
+        raise TransportError('%s %s: more than %d redirects' % (method, redact_url(url), MAX_REDIRECTS), url=url)
+
+
+class RegistryAPI:
+    """One registry host, reached through a shared HTTPSession."""
+
+    def __init__(self, http, api_host, options, loopback=False):
+        self.http = http
+        self.api_host = api_host
+        self.options = options
+        self.auth = Authenticator(options.credentials, api_host)
+        # Loopback registries may speak plain http, as docker allows; find out on first use.
+        self.scheme = None if loopback else 'https'
+
+    def url(self, path):
+        return '%s://%s%s' % (self.scheme or 'https', self.api_host, path)
+
+    # -- the request loop -------------------------------------------------
+    def request(self, method, path, scopes=(), headers=None, data=None, stream=False, expected=(200,),
+                what=None, retry=True):
+        """Send a request to ``path`` (``/v2/...``, or an absolute URL on this registry).
+
+        Returns the response when its status is in ``expected``; raises otherwise.
+        Only replayable requests (no body, or a bytes body) are retried.
+        """
+        replayable = data is None or isinstance(data, (bytes, str))
+        max_attempts = 1 + (self.options.retries if retry and replayable else 0)
+        attempt = 0
+        auth_retries = 0
+        last_problem = None
+        while True:
+            attempt += 1
+            request_headers = dict(headers or {})
+            self._prefetch_token(scopes)
+            request_headers.update(self.auth.headers(scopes))
+            url = self._absolute(path)
+            try:
+                response = self._send_with_scheme(method, path, request_headers, data, stream)
+            except TransportError:
+                raise
+            except requests.exceptions.SSLError as exc:
+                raise self._tls_error(exc, url)
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                    requests.exceptions.ChunkedEncodingError) as exc:
+                last_problem = _describe_exception(exc)
+                if attempt < max_attempts:
+                    self.http.sleep(self._backoff(attempt))
+                    continue
+                raise TransportError(
+                    '%s %s failed after %d attempt%s: %s'
+                    % (method, redact_url(url), attempt, '' if attempt == 1 else 's', last_problem),
+                    url=url, attempts=attempt)
+            if response.status_code == 401 and auth_retries < 2:
+                auth_retries += 1
+                attempt -= 1  # an auth round trip is not a failed attempt
+                if self._handle_401(response, scopes, url):
+                    continue
+            if response.status_code in RETRY_STATUSES and attempt < max_attempts:
+                wait = parse_retry_after(response.headers.get('Retry-After'))
+                wait = self._backoff(attempt) if wait is None else min(wait, MAX_RETRY_WAIT)
+                response.close()
+                self.http.sleep(wait)
+                continue
+            if response.status_code in expected:
+                return response
+            error = error_from_response(response, method, url, attempts=attempt, what=what)
+            response.close()
+            raise error
+
+    def _absolute(self, path):
+        return path if '://' in path else self.url(path)
+
+    def _send_with_scheme(self, method, path, headers, data, stream):
+        if self.scheme is None:
+            try:
+                response = self.http.send(method, 'https://%s%s' % (self.api_host, path), headers, self.options,
+                                          data=data, stream=stream, auth_host=self.api_host)
+                self.scheme = 'https'
+                return response
+            except requests.exceptions.SSLError as exc:
+                if _is_certificate_problem(exc):
+                    self.scheme = 'https'
+                    raise
+                # The loopback registry speaks plain HTTP: use it from now on.
+                self.scheme = 'http'
+        return self.http.send(method, self._absolute(path), headers, self.options, data=data, stream=stream,
+                              auth_host=self.api_host)
+
+    def _backoff(self, attempt):
+        return min(MAX_RETRY_WAIT, BACKOFF_BASE * (2 ** (attempt - 1))) * (0.75 + random.random() / 2)
+
+    def _prefetch_token(self, scopes):
+        if scopes and self.auth.can_prefetch(scopes):
+            self._fetch_token(scopes)
+
+    def _handle_401(self, response, scopes, url):
+        """Learn the challenge and get what it asks for; True when a retry makes sense."""
+        header = response.headers.get('WWW-Authenticate')
+        response.close()
+        previous_scheme = self.auth.scheme
+        challenge_scopes = self.auth.learn(header, url)
+        if self.auth.credentials.token:
+            raise AuthenticationError('The registry %s refused the given token (HTTP 401)' % self.api_host,
+                                      status=401, url=url)
+        if self.auth.scheme == 'basic':
+            if previous_scheme == 'basic':
+                raise AuthenticationError('The registry %s refused the username and password (HTTP 401)'
+                                          % self.api_host, status=401, url=url)
+            return True
+        wanted = list(scopes or ())
+        for scope in challenge_scopes:
+            if scope not in wanted:
+                wanted.append(scope)
+        self.auth.forget(scopes)
+        self._fetch_token(wanted)
+        return True
+
+    def _fetch_token(self, scopes):
+        params = []
+        if self.auth.service:
+            params.append(('service', self.auth.service))
+        for scope in scopes:
+            params.append(('scope', scope))
+        realm = self.auth.realm
+        url = realm + ('&' if '?' in realm else '?') + urlencode(params) if params else realm
+        headers = {'Accept': 'application/json'}
+        credentials = self.auth.credentials
+        if credentials.has_basic:
+            headers['Authorization'] = credentials.basic_header()
+        realm_host = urlsplit(realm).netloc
+        try:
+            response = self.http.send('GET', url, headers, self.options, auth_host=realm_host)
+        except requests.exceptions.SSLError as exc:
+            raise self._tls_error(exc, realm)
+        except requests.exceptions.RequestException as exc:
+            raise TransportError('Could not reach the token service %s of registry %s: %s'
+                                 % (redact_url(realm), self.api_host, _describe_exception(exc)), url=realm)
+        if response.status_code != 200:
+            who = 'the given credentials' if credentials.has_basic else 'anonymous access'
+            raise AuthenticationError(
+                'The token service %s of registry %s refused %s for %s (HTTP %d)'
+                % (redact_url(realm), self.api_host, who, ' '.join(scopes) or 'the registry', response.status_code),
+                status=response.status_code, url=realm)
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        token = (body or {}).get('token') or (body or {}).get('access_token') if isinstance(body, dict) else None
+        if not token:
+            raise AuthenticationError('The token service %s of registry %s answered without a token'
+                                      % (redact_url(realm), self.api_host), url=realm)
+        self.auth.store_token(scopes, token, body.get('expires_in'))
+
+    def _tls_error(self, exc, url):
+        host = urlsplit(url).netloc or self.api_host
+        if _is_certificate_problem(exc):
+            msg = ('TLS certificate verification failed for %s: %s. Give the CA that signed the registry certificate '
+                   'with ca_path (or the REQUESTS_CA_BUNDLE environment variable), or set validate_certs to false '
+                   'for a registry you trust' % (host, _describe_exception(exc)))
+        else:
+            msg = 'TLS connection to %s failed: %s' % (host, _describe_exception(exc))
+        return TransportError(msg, url=url, attempts=1)
+
+
+def _is_certificate_problem(exc):
+    text = str(exc)
+    return 'CERTIFICATE_VERIFY_FAILED' in text or 'certificate verify failed' in text or 'hostname' in text.lower()
+
+
+def _describe_exception(exc):
+    """A one-line reason from a requests exception, without the URL's query string."""
+    reason = exc
+    # requests wraps urllib3 errors that wrap the socket error: take the innermost readable one.
+    for dummy in range(4):
+        inner = getattr(reason, 'reason', None) or (reason.args[0] if getattr(reason, 'args', None) else None)
+        if inner is None or inner is reason or isinstance(inner, str):
+            break
+        reason = inner
+    text = str(reason)
+    if '?' in text:
+        text = text.split('?', 1)[0]
+    return text or exc.__class__.__name__

@@ -1,0 +1,105 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the imagelayers.registry collection
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Private to this collection: may change without notice between releases.
+"""Ansible glue shared by every module: the connection options and the one failure path.
+
+The options built here are exactly the ones documented by the doc fragment
+``imagelayers.registry._connection``.
+"""
+
+from __future__ import annotations
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+
+from ansible_collections.imagelayers.registry.plugins.module_utils._auth import Credentials
+from ansible_collections.imagelayers.registry.plugins.module_utils._client import RegistryClient
+from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
+    InvalidInputError,
+    RegistryError,
+    fail_from_error,
+)
+from ansible_collections.imagelayers.registry.plugins.module_utils._http import (
+    HAS_REQUESTS,
+    REQUESTS_IMPORT_ERROR,
+    ConnectionOptions,
+    HTTPSession,
+)
+
+
+def connection_argument_spec():
+    return {
+        'username': {'type': 'str', 'fallback': (env_fallback, ['IMAGELAYERS_REGISTRY_USERNAME'])},
+        'password': {'type': 'str', 'no_log': True, 'fallback': (env_fallback, ['IMAGELAYERS_REGISTRY_PASSWORD'])},
+        'token': {'type': 'str', 'no_log': True, 'fallback': (env_fallback, ['IMAGELAYERS_REGISTRY_TOKEN'])},
+        'validate_certs': {'type': 'bool', 'default': True,
+                           'fallback': (env_fallback, ['IMAGELAYERS_REGISTRY_VALIDATE_CERTS'])},
+        'ca_path': {'type': 'path', 'fallback': (env_fallback, ['IMAGELAYERS_REGISTRY_CA_PATH'])},
+        'timeout': {'type': 'float', 'default': 60.0},
+        'retries': {'type': 'int', 'default': 3},
+    }
+
+
+CONNECTION_MUTUALLY_EXCLUSIVE = [('password', 'token'), ('username', 'token')]
+CONNECTION_REQUIRED_TOGETHER = [('username', 'password')]
+
+
+class RegistryModule:
+    """An AnsibleModule with the shared options, one HTTP session and one failure path."""
+
+    def __init__(self, argument_spec, mutually_exclusive=None, required_together=None, required_if=None,
+                 required_one_of=None, supports_check_mode=True):
+        spec = connection_argument_spec()
+        spec.update(argument_spec)
+        self.module = AnsibleModule(
+            argument_spec=spec,
+            mutually_exclusive=CONNECTION_MUTUALLY_EXCLUSIVE + list(mutually_exclusive or []),
+            required_together=CONNECTION_REQUIRED_TOGETHER + list(required_together or []),
+            required_if=required_if,
+            required_one_of=required_one_of,
+            supports_check_mode=supports_check_mode,
+        )
+        if not HAS_REQUESTS:
+            self.module.fail_json(msg=missing_required_lib('requests'), exception=REQUESTS_IMPORT_ERROR)
+        self.params = self.module.params
+        self.check_mode = self.module.check_mode
+        self.diff_mode = self.module._diff
+        self.http = HTTPSession()
+        self._warnings = []
+
+    def connection_options(self, prefix=''):
+        """ConnectionOptions from the module's parameters (``prefix`` selects per-side options)."""
+        params = self.params
+        timeout = params['timeout']
+        retries = params['retries']
+        if timeout is None or timeout <= 0:
+            raise InvalidInputError('timeout must be a positive number of seconds, got %r' % (timeout,))
+        if retries is None or retries < 0 or retries > 20:
+            raise InvalidInputError('retries must be between 0 and 20, got %r' % (retries,))
+        credentials = Credentials(
+            username=params.get(prefix + 'username'),
+            password=params.get(prefix + 'password'),
+            token=params.get(prefix + 'token'),
+            source='module options' if params.get(prefix + 'username') or params.get(prefix + 'token') else None,
+        )
+        return ConnectionOptions(credentials=credentials, validate_certs=params['validate_certs'],
+                                 ca_path=params['ca_path'], timeout=timeout, retries=retries)
+
+    def client(self, reference, options=None):
+        """A RegistryClient for the registry of ``reference`` on this run's HTTP session."""
+        return RegistryClient.for_reference(self.http, reference, options or self.connection_options())
+
+    def warn(self, message):
+        self.module.warn(message)
+
+    def run(self, operation):
+        """Call ``operation(self)`` and exit with its result, or fail once with a readable message."""
+        try:
+            result = operation(self)
+        except RegistryError as error:
+            self.http.close()
+            fail_from_error(self.module, error)
+            return
+        self.http.close()
+        self.module.exit_json(**result)
