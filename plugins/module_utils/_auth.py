@@ -57,7 +57,7 @@ def parse_challenges(header):
         return challenges
     rest = header.strip()
     while rest:
-        match = re.match(r'([A-Za-z][A-Za-z0-9_-]*)\s*', rest)
+        match = re.match(r'[\s,]*([A-Za-z][A-Za-z0-9_-]*)\s*', rest)
         if not match:
             break
         scheme = match.group(1).lower()

@@ -151,7 +151,7 @@ class HTTPSession:
     def close(self):
         self.session.close()
 
-    def send(self, method, url, headers, options, data=None, stream=False, auth_host=None):
+    def send(self, method, url, headers, options, data=None, auth_host=None):
         """Send one request, following redirects by hand.
 
         ``Authorization`` goes only to ``auth_host``: a redirect to any other host
@@ -164,9 +164,11 @@ class HTTPSession:
             if auth_host is not None and urlsplit(current_url).netloc != auth_host:
                 hop_headers.pop('Authorization', None)
             self.request_count += 1
+            # Always streamed: error bodies are then read with a size limit, and the
+            # caller decides whether to load the content (see RegistryAPI.request).
             response = self.session.request(
                 current_method, current_url, headers=hop_headers, data=data if hop == 0 else None,
-                stream=stream, allow_redirects=False, timeout=(options.timeout, options.timeout),
+                stream=True, allow_redirects=False, timeout=(options.timeout, options.timeout),
                 verify=options.verify)
             if response.status_code not in REDIRECT_STATUSES or 'Location' not in response.headers:
                 return response
@@ -212,7 +214,7 @@ class RegistryAPI:
             request_headers.update(self.auth.headers(scopes))
             url = self._absolute(path)
             try:
-                response = self._send_with_scheme(method, path, request_headers, data, stream)
+                response = self._send_with_scheme(method, path, request_headers, data)
             except TransportError:
                 raise
             except requests.exceptions.SSLError as exc:
@@ -239,6 +241,8 @@ class RegistryAPI:
                 self.http.sleep(wait)
                 continue
             if response.status_code in expected:
+                if not stream:
+                    dummy = response.content  # load it now, so the connection goes back to the pool
                 return response
             error = error_from_response(response, method, url, attempts=attempt, what=what)
             response.close()
@@ -247,11 +251,11 @@ class RegistryAPI:
     def _absolute(self, path):
         return path if '://' in path else self.url(path)
 
-    def _send_with_scheme(self, method, path, headers, data, stream):
+    def _send_with_scheme(self, method, path, headers, data):
         if self.scheme is None:
             try:
                 response = self.http.send(method, 'https://%s%s' % (self.api_host, path), headers, self.options,
-                                          data=data, stream=stream, auth_host=self.api_host)
+                                          data=data, auth_host=self.api_host)
                 self.scheme = 'https'
                 return response
             except requests.exceptions.SSLError as exc:
@@ -260,7 +264,7 @@ class RegistryAPI:
                     raise
                 # The loopback registry speaks plain HTTP: use it from now on.
                 self.scheme = 'http'
-        return self.http.send(method, self._absolute(path), headers, self.options, data=data, stream=stream,
+        return self.http.send(method, self._absolute(path), headers, self.options, data=data,
                               auth_host=self.api_host)
 
     def _backoff(self, attempt):

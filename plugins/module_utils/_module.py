@@ -94,12 +94,18 @@ class RegistryModule:
         self.module.warn(message)
 
     def run(self, operation):
-        """Call ``operation(self)`` and exit with its result, or fail once with a readable message."""
+        """Call ``operation(self)`` and exit with its result, or fail once with a readable message.
+
+        ``fail_json`` is called after the ``except`` block on purpose: inside it,
+        ansible-core would attach the (irrelevant) traceback of an expected error.
+        """
+        failure = None
         try:
             result = operation(self)
         except RegistryError as error:
+            failure = error
+        finally:
             self.http.close()
-            fail_from_error(self.module, error)
-            return
-        self.http.close()
+        if failure is not None:
+            fail_from_error(self.module, failure)
         self.module.exit_json(**result)

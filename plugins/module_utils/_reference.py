@@ -26,7 +26,7 @@ _HUB_ALIASES = ('docker.io', 'index.docker.io', 'registry-1.docker.io')
 
 _DOMAIN_COMPONENT = r'(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])'
 _DOMAIN_NAME = re.compile(r'^%s(?:\.%s)*$' % (_DOMAIN_COMPONENT, _DOMAIN_COMPONENT))
-_IPV6 = re.compile(r'^\[([a-fA-F0-9:.%]+)\]$')
+_IPV6 = re.compile(r'^\[([^\]]+)\]$')
 _PORT = re.compile(r'^[0-9]+$')
 _PATH_COMPONENT = re.compile(r'^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$')
 _TAG = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$')
@@ -95,7 +95,10 @@ class ImageReference:
         digest = None
         if '@' in remainder:
             remainder, digest = remainder.split('@', 1)
-            validate_digest(digest, what='digest of image reference %r' % reference)
+            try:
+                validate_digest(digest)
+            except InvalidInputError as error:
+                raise InvalidInputError('%s, in image reference %r' % (error.msg, reference))
         tag = None
         last_slash = remainder.rfind('/')
         colon = remainder.rfind(':')

@@ -1,0 +1,68 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A real HTTP server on 127.0.0.1, port 0, whose answers each test scripts."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+
+class ScriptedServer:
+    """Answers requests with ``handler(request) -> (status, headers, body)``; records every request."""
+
+    def __init__(self):
+        self.requests = []
+        self.handler = lambda request: (404, {}, b'')
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = 'HTTP/1.1'
+
+            def log_message(self, *args):
+                pass
+
+            def _serve(self):
+                length = int(self.headers.get('Content-Length') or 0)
+                body = self.rfile.read(length) if length else b''
+                request = {'method': self.command, 'path': self.path, 'headers': dict(self.headers), 'body': body}
+                server.requests.append(request)
+                status, headers, payload = server.handler(request)
+                self.send_response(status)
+                headers = dict(headers)
+                headers.setdefault('Content-Length', str(len(payload)))
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                if self.command != 'HEAD':
+                    self.wfile.write(payload)
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = do_PATCH = _serve
+
+        self.httpd = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.host = '127.0.0.1:%d' % self.port
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={'poll_interval': 0.05})
+        self.thread.daemon = True
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    srv = ScriptedServer()
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def other_server():
+    srv = ScriptedServer()
+    yield srv
+    srv.close()
