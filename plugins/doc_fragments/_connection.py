@@ -27,7 +27,7 @@ options:
     type: str
   token:
     description:
-      - A registry bearer token, sent as C(Authorization: Bearer) to the registry host.
+      - A registry bearer token, sent in an C(Authorization) header (C(Bearer) scheme) to the registry host.
       - Mutually exclusive with O(username) and O(password).
       - If not set, the value of the E(IMAGELAYERS_REGISTRY_TOKEN) environment variable is used.
     type: str

@@ -95,4 +95,3 @@ def _describe_image(client, repository, manifest, wanted_platform):
         'total_size': sum(layer['size'] or 0 for layer in layers),
         'history': history(config, layers),
     }
-

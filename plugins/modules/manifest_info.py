@@ -19,7 +19,7 @@ description:
   - Every manifest and config is verified against its digest, computed from the bytes received.
   - A missing repository, tag or digest is not a failure; it gives RV(exists=false).
 author:
-  - imagelayers maintainers
+  - imagelayers maintainers (@imagelayers)
 extends_documentation_fragment:
   - imagelayers.registry._connection
 attributes:
