@@ -1,0 +1,191 @@
+# Test harness for the imagelayers.registry collection.
+#
+#   make test            everything: venv, layout, registries, seed, sanity, units, integration
+#                        (registries are always stopped again, even when a step fails)
+#   make venv            .venv with ansible-core + test requirements, system packages, get-pip shim
+#   make layout          copy the repo to .build/ansible_collections/imagelayers/registry
+#   make registries-up   start reg1 (127.0.0.1:5100) and reg2 (127.0.0.1:5101), seed reg1,
+#                        write tests/integration/integration_config.yml
+#   make registries-down stop them
+#   make seed            (re)seed reg1 and regenerate integration_config.yml
+#   make sanity | units | integration   one ansible-test stage (registries must be up for integration)
+#   make clean           stop registries, remove .build/, tests/output/ and the generated config
+#   make distclean       clean, and remove .venv/
+#
+# Extra arguments: SANITY_ARGS, UNITS_ARGS, INTEGRATION_ARGS (e.g. INTEGRATION_ARGS='harness_smoke -v'),
+# SEED_BIG_SIZE=64M to also seed seed/big:latest.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+REPO_ROOT      := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+PYTHON         ?= python3
+VENV           ?= $(REPO_ROOT)/.venv
+VENV_PY        := $(VENV)/bin/python
+BUILD          ?= $(REPO_ROOT)/.build
+STATE          ?= $(BUILD)/state
+NAMESPACE      ?= imagelayers
+COLLECTION     ?= registry
+COLLECTION_DIR := $(BUILD)/ansible_collections/$(NAMESPACE)/$(COLLECTION)
+REG1_NAME      ?= reg1
+REG1_PORT      ?= 5100
+REG2_NAME      ?= reg2
+REG2_PORT      ?= 5101
+REG1_HOST      := 127.0.0.1:$(REG1_PORT)
+REG2_HOST      := 127.0.0.1:$(REG2_PORT)
+INTEGRATION_CONFIG := $(REPO_ROOT)/tests/integration/integration_config.yml
+SANITY_ARGS    ?=
+UNITS_ARGS     ?=
+INTEGRATION_ARGS ?= --continue-on-error
+SEED_BIG_SIZE  ?=
+export SEED_BIG_SIZE
+
+# Command -> Debian package needed by the harness.
+APT_TOOLS := docker-registry:docker-registry podman:podman buildah:buildah skopeo:skopeo \
+             htpasswd:apache2-utils openssl:openssl curl:curl rsync:rsync shellcheck:shellcheck
+PIP_PACKAGES := 'ansible-core>=2.16' requests pytest pytest-xdist pytest-mock mock pyyaml
+
+export IMAGELAYERS_TEST_STATE := $(STATE)
+export PYTHON_FOR_TESTS := $(VENV_PY)
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_NOCOLOR := 1
+
+# Python version of the venv (for ansible-test --python).
+PY_VER = $(shell $(VENV_PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+
+.PHONY: help venv system-packages get-pip-shim layout registries-up registries-down seed config \
+        sanity units integration test clean distclean
+
+help:
+	@sed -n '3,/^$$/p' $(firstword $(MAKEFILE_LIST))
+
+# ---------------------------------------------------------------------------
+# environment
+
+system-packages:
+	@missing=""; \
+	for pair in $(APT_TOOLS); do \
+	    command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
+	done; \
+	if [ ! -x /bin/busybox ] || LC_ALL=C ldd /bin/busybox 2>&1 | grep -q '=>'; then missing="$$missing busybox-static"; fi; \
+	if [ -n "$$missing" ]; then \
+	    echo "Installing Debian packages:$$missing"; \
+	    policy_created=0; \
+	    if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && policy_created=1; \
+	    fi; \
+	    rc=0; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing || rc=$$?; \
+	    if [ "$$policy_created" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi; \
+	    exit $$rc; \
+	fi
+
+$(VENV_PY):
+	$(PYTHON) -m venv $(VENV)
+
+venv: system-packages $(VENV_PY)
+	$(VENV_PY) -m pip install -q --disable-pip-version-check $(PIP_PACKAGES)
+	$(MAKE) --no-print-directory get-pip-shim
+
+# ansible-test bootstraps pip in the venvs it creates from get-pip-<version>.py,
+# downloaded from a host the test machines cannot reach; it uses a cached copy
+# first. Put our shim where it looks, for the pip version this ansible-test pins.
+get-pip-shim:
+	@version=$$($(VENV_PY) -c 'import os, re, ansible_test; \
+	    src = open(os.path.join(os.path.dirname(ansible_test.__file__), "_internal", "python_requirements.py")).read(); \
+	    print(re.search(r"pip=.([0-9][0-9.]*).", src).group(1))'); \
+	test -n "$$version"; \
+	dest="$$HOME/.ansible/test/cache/get_pip_$${version//./_}.py"; \
+	mkdir -p "$$(dirname "$$dest")"; \
+	cp $(REPO_ROOT)/tests/utils/get_pip_shim.py "$$dest"; \
+	echo "get-pip shim for pip $$version: $$dest"
+
+# ansible-test needs the collection at .../ansible_collections/NS/NAME; a copy
+# (not a symlink) because ansible-test resolves the working directory.
+# ansible-test lists content with git from the nearest .git up the tree, which
+# would be this repo's, where .build/ is ignored (it then sees no files at all);
+# an empty repository in the copy makes it list the copy's files instead
+# (`git ls-files --cached --others --exclude-standard`).
+layout:
+	@mkdir -p $(COLLECTION_DIR)
+	rsync -a --delete --exclude=/.build/ --exclude=/.venv/ --exclude=/.git/ --exclude=/tests/output/ \
+	    --exclude=__pycache__/ $(REPO_ROOT)/ $(COLLECTION_DIR)/
+	@test -d $(COLLECTION_DIR)/.git || git -C $(COLLECTION_DIR) init -q
+
+# ---------------------------------------------------------------------------
+# registries
+
+registries-up:
+	REGISTRY_FRESH=1 PYTHON=$(VENV_PY) $(REPO_ROOT)/tests/utils/registry.sh start $(REG1_NAME) $(REG1_PORT)
+	REGISTRY_FRESH=1 PYTHON=$(VENV_PY) $(REPO_ROOT)/tests/utils/registry.sh start $(REG2_NAME) $(REG2_PORT)
+	$(MAKE) --no-print-directory seed
+
+registries-down:
+	$(REPO_ROOT)/tests/utils/registry.sh stop $(REG1_NAME)
+	$(REPO_ROOT)/tests/utils/registry.sh stop $(REG2_NAME)
+
+seed:
+	PYTHON=$(VENV_PY) $(REPO_ROOT)/tests/utils/seed_images.sh $(REG1_HOST)
+	$(MAKE) --no-print-directory config
+
+# Generated, gitignored: ansible-test integration passes these vars to every target.
+config:
+	$(VENV_PY) $(REPO_ROOT)/tests/utils/write_integration_config.py \
+	    --output $(INTEGRATION_CONFIG) --repo-root $(REPO_ROOT) \
+	    --seed $(STATE)/seed.json --seed-details $(STATE)/seed-details.json \
+	    --registry $(REG1_HOST) $(STATE)/$(REG1_NAME) \
+	    --registry $(REG2_HOST) $(STATE)/$(REG2_NAME)
+
+# ---------------------------------------------------------------------------
+# ansible-test stages (run inside the layout copy)
+
+sanity: layout
+	cd $(COLLECTION_DIR) && ansible-test sanity --local --python $(PY_VER) --color no $(SANITY_ARGS)
+
+# An empty unit test tree is not an error (nothing to run yet), a failing one is.
+units: layout
+	@cd $(COLLECTION_DIR); \
+	if [ -z "$$(find tests/unit -name 'test_*.py' 2>/dev/null | head -n 1)" ]; then \
+	    echo "units: no unit tests (tests/unit/**/test_*.py) yet, nothing to run"; \
+	    exit 0; \
+	fi; \
+	ansible-test units --local --python $(PY_VER) --color no $(UNITS_ARGS)
+
+integration: layout
+	@test -f $(INTEGRATION_CONFIG) || { echo "$(INTEGRATION_CONFIG) missing: run 'make registries-up' first"; exit 1; }
+	@curl -sf -o /dev/null --max-time 5 http://$(REG1_HOST)/v2/ || { echo "registry $(REG1_HOST) is not up: run 'make registries-up' first"; exit 1; }
+	cd $(COLLECTION_DIR) && ansible-test integration --local --python $(PY_VER) --color no $(INTEGRATION_ARGS)
+
+# One recipe so the trap stops the registries whatever fails. All three test
+# stages run; the result is a failure if any of them failed.
+test:
+	@set -uo pipefail; \
+	failed=""; \
+	stage() { \
+	    local name="$$1" start=$$SECONDS rc=0; shift; \
+	    echo "=== $$name"; \
+	    "$$@" || rc=$$?; \
+	    echo "=== $$name: exit $$rc after $$((SECONDS - start))s"; \
+	    timings="$$timings$$(printf '%-16s %4ss  exit %s' "$$name" "$$((SECONDS - start))" "$$rc")\n"; \
+	    return $$rc; \
+	}; \
+	timings=""; \
+	summary() { printf '=== timings\n%b' "$$timings"; }; \
+	stage venv $(MAKE) --no-print-directory venv || { summary; exit 1; }; \
+	trap '$(MAKE) --no-print-directory registries-down; summary' EXIT; \
+	trap 'exit 130' INT TERM; \
+	stage registries-up $(MAKE) --no-print-directory registries-up || exit 1; \
+	stage layout $(MAKE) --no-print-directory layout || exit 1; \
+	stage sanity $(MAKE) --no-print-directory sanity || failed="$$failed sanity"; \
+	stage units $(MAKE) --no-print-directory units || failed="$$failed units"; \
+	stage integration $(MAKE) --no-print-directory integration || failed="$$failed integration"; \
+	if [ -n "$$failed" ]; then echo "=== FAILED:$$failed"; exit 1; fi; \
+	echo "=== all stages passed"
+
+clean:
+	-$(REPO_ROOT)/tests/utils/registry.sh stop-all
+	rm -rf $(BUILD) $(REPO_ROOT)/tests/output $(INTEGRATION_CONFIG)
+
+distclean: clean
+	rm -rf $(VENV)
