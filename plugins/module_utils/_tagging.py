@@ -1,0 +1,431 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the imagelayers.registry collection
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Private to this collection: may change without notice between releases.
+"""Idempotent tag writes and deletes: ask the registry, write only what differs.
+
+The building block is :func:`put_tags`: "put this manifest under these tags
+unless they already point at it". It HEADs every tag (in parallel), refuses
+moves when ``overwrite`` is false (for all tags before any write), never PUTs a
+tag that already has the digest (registries with immutable tags reject even an
+identical PUT), fetches the manifest bytes at most once, PUTs them byte for
+byte and checks the digest the registry answers. It returns a :class:`TagSync`
+that renders the per-tag results and the diff. ``copy``/``push`` call it for
+their final tag write; ``tag`` calls it through :func:`tag_present`.
+
+:func:`delete_tags` removes tags without touching the image: the OCI tag
+DELETE where the registry has it, else a throw-away manifest pushed to the tag
+and deleted by its own digest.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from ansible_collections.imagelayers.registry.plugins.module_utils._auth import scope_for
+from ansible_collections.imagelayers.registry.plugins.module_utils._digest import compute_digest, validate_digest
+from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
+    IntegrityError,
+    InvalidInputError,
+    NotFoundError,
+    RegistryError,
+    RegistryHTTPError,
+    UnsupportedError,
+)
+from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import OCI_MANIFEST, SCHEMA1_TYPES
+from ansible_collections.imagelayers.registry.plugins.module_utils._reference import validate_tag
+from ansible_collections.imagelayers.registry.plugins.module_utils._tags import parallel_map, run_all
+
+# The OCI "empty" descriptor: the 2-byte JSON document "{}".
+EMPTY_MEDIA_TYPE = 'application/vnd.oci.empty.v1+json'
+EMPTY_DATA = b'{}'
+EMPTY_DIGEST = compute_digest(EMPTY_DATA)
+PLACEHOLDER_ANNOTATION = 'io.imagelayers.registry.placeholder'
+
+
+class PreconditionError(RegistryError):
+    """A guard of the task (expected digest, no overwrite) does not hold; nothing was written."""
+
+
+class TagConflictError(PreconditionError):
+    """``overwrite: false`` and a tag already points at another digest."""
+
+
+# -- inputs --------------------------------------------------------------------
+def normalize_tags(tags):
+    """Validated tags, in the given order, without duplicates."""
+    if not tags:
+        raise InvalidInputError('No tags given')
+    result = []
+    for tag in tags:
+        if isinstance(tag, str) and (':' in tag or '/' in tag or '@' in tag):
+            raise InvalidInputError('Invalid tag %r: give tag names only (the repository comes from the image), '
+                                    'for example "1.4.2"' % (tag,))
+        validate_tag(tag)
+        if tag not in result:
+            result.append(tag)
+    return result
+
+
+def check_expected_digest(actual, expected, name):
+    """Raise PreconditionError unless ``actual`` is ``expected`` (when one is given)."""
+    if not expected:
+        return
+    validate_digest(expected, what='expected_digest')
+    if actual != expected:
+        raise PreconditionError(
+            '%s resolves to %s, not to the expected digest %s; nothing was changed' % (name, actual, expected),
+            details={'expected_digest': expected, 'actual_digest': actual})
+
+
+# -- reading tags -----------------------------------------------------------------
+def read_tags(client, repository, tags):
+    """``{tag: digest or None}`` for every tag, one HEAD each (in parallel)."""
+    def resolve(tag):
+        found = client.resolve(repository, tag)
+        return found['digest'] if found else None
+    return dict(zip(tags, parallel_map(resolve, tags)))
+
+
+class TagSync:
+    """The outcome (or, in check mode, the plan) for a set of tags of one repository."""
+
+    def __init__(self, repository_name, digest, entries):
+        self.repository_name = repository_name
+        self.digest = digest
+        self.entries = entries  # [{'tag', 'before', 'after', 'changed'}], in the order given
+
+    @property
+    def changed(self):
+        return any(e['changed'] for e in self.entries)
+
+    def results(self):
+        return [dict(e) for e in self.entries]
+
+    def diff(self):
+        """``before``/``after`` map each tag to its digest; a tag that does not exist is left out."""
+        header = '%s tags' % self.repository_name
+        return {
+            'before': dict((e['tag'], e['before']) for e in self.entries if e['before']),
+            'after': dict((e['tag'], e['after']) for e in self.entries if e['after']),
+            'before_header': header,
+            'after_header': header,
+        }
+
+
+def plan_put(current, tags, digest, overwrite=True, repository_name=None):
+    """Entries for putting ``digest`` under ``tags``; raise TagConflictError before any write."""
+    entries = []
+    conflicts = []
+    for tag in tags:
+        before = current.get(tag)
+        entries.append({'tag': tag, 'before': before, 'after': digest, 'changed': before != digest})
+        if before is not None and before != digest and not overwrite:
+            conflicts.append({'tag': tag, 'current_digest': before})
+    if conflicts:
+        raise TagConflictError(
+            'overwrite is false and %s already point%s at another digest (%s), not at %s; nothing was changed'
+            % (', '.join('%s:%s' % (repository_name or '', c['tag']) if repository_name else c['tag']
+                         for c in conflicts),
+               's' if len(conflicts) == 1 else '',
+               ', '.join(c['current_digest'] for c in conflicts), digest),
+            details={'conflicts': conflicts, 'digest': digest})
+    return entries
+
+
+def put_tags(client, repository, tags, digest, media_type, manifest, overwrite=True, check_mode=False,
+             current=None, repository_name=None):
+    """Make every tag in ``tags`` point at ``digest``; write only the tags that differ.
+
+    ``manifest`` is the manifest's bytes, or a callable returning ``(bytes, media_type)``
+    that is called at most once, and only when some tag must be written.
+    ``current`` (``{tag: digest or None}``) skips the HEADs when the caller just
+    read the tags. Returns a TagSync; raises TagConflictError before any write.
+    """
+    tags = normalize_tags(tags)
+    name = repository_name or repository
+    if media_type in SCHEMA1_TYPES:
+        raise InvalidInputError(
+            '%s@%s is a Docker schema1 manifest: its signature embeds the tag it was pushed with, so it cannot be '
+            'put under another tag. Convert the image to schema2 or OCI (for example with skopeo copy or '
+            'the copy module) and tag that' % (name, digest))
+    if current is None:
+        current = read_tags(client, repository, tags)
+    entries = plan_put(current, tags, digest, overwrite=overwrite, repository_name=name)
+    sync = TagSync(name, digest, entries)
+    to_write = [e for e in entries if e['changed']]
+    if check_mode or not to_write:
+        return sync
+    if callable(manifest):
+        raw, put_type = manifest()
+    else:
+        raw, put_type = manifest, media_type
+    put_type = put_type or media_type
+    if put_type in SCHEMA1_TYPES:
+        raise InvalidInputError('%s@%s is a Docker schema1 manifest; it cannot be put under another tag' % (name, digest))
+    actual = compute_digest(raw, digest.split(':', 1)[0])
+    if actual != digest:
+        raise IntegrityError('The manifest bytes to tag hash to %s, not %s; nothing was written' % (actual, digest),
+                             details={'expected_digest': digest, 'actual_digest': actual})
+
+    def write(entry):
+        answered = client.put_manifest(repository, entry['tag'], raw, put_type)
+        if not answered:
+            found = client.resolve(repository, entry['tag'])
+            answered = found['digest'] if found else None
+        if answered != digest:
+            raise IntegrityError(
+                'The registry stored %s:%s as %s, not as the digest of the bytes sent (%s)'
+                % (name, entry['tag'], answered, digest),
+                details={'expected_digest': digest, 'actual_digest': answered})
+        return answered
+
+    # The first write alone (it fetches the push token the others share); the rest in parallel.
+    outcomes = run_all(write, to_write[:1])
+    if outcomes[0][0]:
+        outcomes += run_all(write, to_write[1:])
+    else:
+        outcomes += [(False, None)] * (len(to_write) - 1)
+    failures = []
+    for entry, (ok, value) in zip(to_write, outcomes):
+        if not ok and value is None:
+            entry['changed'] = False
+            entry['after'] = entry['before']
+            entry['error'] = 'not attempted'
+        elif not ok:
+            # Not written (or, on a digest mismatch, written wrongly): report what is there now.
+            entry['changed'] = isinstance(value, IntegrityError)
+            entry['after'] = value.details.get('actual_digest') if isinstance(value, IntegrityError) else entry['before']
+            entry['error'] = getattr(value, 'msg', str(value))
+            failures.append((entry, value))
+    if failures:
+        raise _partial_failure(failures, sync, 'write')
+    return sync
+
+
+def _partial_failure(failures, sync, verb):
+    entry, first = failures[0]
+    if not isinstance(first, RegistryError):
+        first = RegistryError(str(first))
+    done = [e['tag'] for e in sync.entries if e['changed'] and 'error' not in e]
+    failed = [e['tag'] for e, dummy in failures]
+    if done:
+        outcome = '. Changed nonetheless: %s' % ', '.join(done)
+    elif 'othing was changed' in first.msg:
+        outcome = ''
+    else:
+        outcome = '. No tag was changed'
+    first.msg = 'Could not %s tag%s %s of %s: %s%s' % (
+        verb, '' if len(failed) == 1 else 's', ', '.join(failed), sync.repository_name, first.msg, outcome)
+    first.details['tags'] = sync.results()
+    first.details['changed'] = sync.changed
+    return first
+
+
+# -- the tag module, state=present ------------------------------------------
+def resolve_source(client, reference):
+    """``{'digest', 'media_type', 'manifest' (or absent)}`` of the source; NotFoundError when absent."""
+    found = client.resolve(reference.repository, reference.reference)
+    if found is None:
+        raise NotFoundError('The source image %s does not exist' % reference.name)
+    if reference.digest and found['digest'] != reference.digest:
+        raise IntegrityError('The registry answered %s for %s' % (found['digest'], reference.name),
+                             details={'expected_digest': reference.digest, 'actual_digest': found['digest']})
+    return found
+
+
+def tag_present(client, reference, tags, overwrite=True, expected_digest=None, check_mode=False):
+    """Point ``tags`` (in the repository of ``reference``) at the manifest ``reference`` resolves to."""
+    tags = normalize_tags(tags)
+    source = resolve_source(client, reference)
+    check_expected_digest(source['digest'], expected_digest, reference.name)
+    digest = source['digest']
+    repository = reference.repository
+
+    def fetch():
+        manifest = source.get('manifest') or client.get_manifest(repository, digest)
+        return manifest.raw, manifest.media_type
+
+    sync = put_tags(client, repository, tags, digest, source['media_type'], fetch, overwrite=overwrite,
+                    check_mode=check_mode, repository_name=reference.repository_name)
+    return sync, source
+
+
+# -- deleting tags -------------------------------------------------------------
+def placeholder_manifest():
+    """A unique OCI manifest (the empty config, one empty layer, a random annotation) and its digest."""
+    empty = {'mediaType': EMPTY_MEDIA_TYPE, 'digest': EMPTY_DIGEST, 'size': len(EMPTY_DATA)}
+    document = {
+        'schemaVersion': 2,
+        'mediaType': OCI_MANIFEST,
+        'config': dict(empty),
+        'layers': [dict(empty)],
+        'annotations': {
+            PLACEHOLDER_ANNOTATION: 'pushed by imagelayers.registry.tag to delete a tag; safe to delete',
+            PLACEHOLDER_ANNOTATION + '.nonce': uuid.uuid4().hex,
+        },
+    }
+    raw = json.dumps(document, sort_keys=True, separators=(',', ':')).encode('utf-8')
+    return raw, compute_digest(raw)
+
+
+class TagDeleter:
+    """Deletes tags of one repository, learning once per run how the registry allows it."""
+
+    def __init__(self, client, repository, repository_name=None):
+        self.client = client
+        self.api = client.api
+        self.repository = repository
+        self.name = repository_name or repository
+        self.tag_delete = None        # None: not tried yet; False: the registry has no tag DELETE
+        self.delete_allowed = None    # None: unknown; True once a manifest DELETE is known to work
+        self.empty_blob_ready = False
+
+    def _delete(self, reference, what):
+        path = '/v2/%s/manifests/%s' % (self.repository, reference)
+        response = self.api.request('DELETE', path, scopes=[scope_for(self.repository, 'delete')],
+                                    expected=(200, 202, 204), what=what)
+        response.close()
+
+    def delete(self, tag, digest):
+        """Remove ``tag`` (currently at ``digest``); never deletes ``digest`` itself.
+
+        Returns False when the tag was already gone (deleted by someone else meanwhile).
+        """
+        if self.tag_delete is not False:
+            try:
+                self._delete(tag, 'DELETE tag %s:%s' % (self.name, tag))
+                self.tag_delete = True
+                return True
+            except NotFoundError:
+                # Gone meanwhile, or a registry that answers 404 to a DELETE it does not route: ask.
+                if self.client.resolve(self.repository, tag) is None:
+                    return False
+                self.tag_delete = False
+            except RegistryHTTPError as error:
+                # distribution 2.x answers 400 DIGEST_INVALID (deletion enabled, but only by digest),
+                # others 405/UNSUPPORTED, which also means "deletion disabled": the probe below tells.
+                if error.status not in (400, 405) and 'UNSUPPORTED' not in error.codes:
+                    raise
+                self.tag_delete = False
+        self._delete_with_placeholder(tag, digest)
+        return True
+
+    def _probe(self, placeholder_digest):
+        """DELETE a manifest that does not exist yet: 404 means deleting is allowed, 405 that it is not."""
+        try:
+            self._delete(placeholder_digest, 'DELETE probe %s@%s' % (self.name, placeholder_digest))
+        except NotFoundError:
+            pass
+        except UnsupportedError as error:
+            raise UnsupportedError(
+                'The registry %s does not allow deleting manifests (%s): deletion is disabled there (on a '
+                'distribution registry: storage.delete.enabled is false), and it has no tag DELETE, so the tag '
+                'cannot be removed. Nothing was changed' % (self.client.api_host, _status_text(error)),
+                status=error.status, url=error.url, codes=error.codes, errors=error.errors)
+        self.delete_allowed = True
+
+    def _ensure_empty_blob(self):
+        if self.empty_blob_ready:
+            return
+        if self.client.head_blob(self.repository, EMPTY_DIGEST) is None:
+            upload_small_blob(self.client, self.repository, EMPTY_DATA, EMPTY_DIGEST)
+        self.empty_blob_ready = True
+
+    def _delete_with_placeholder(self, tag, digest):
+        raw, placeholder = placeholder_manifest()
+        if not self.delete_allowed:
+            self._probe(placeholder)
+        self._ensure_empty_blob()
+        answered = self.client.put_manifest(self.repository, tag, raw, OCI_MANIFEST)
+        if answered and answered != placeholder:
+            raise IntegrityError('The registry stored the placeholder for %s:%s as %s, not %s; %s:%s no longer '
+                                 'points at %s' % (self.name, tag, answered, placeholder, self.name, tag, digest))
+        try:
+            self._delete(placeholder, 'DELETE placeholder %s@%s' % (self.name, placeholder))
+        except RegistryError as error:
+            raise self._restore(tag, digest, error)
+        if self.client.resolve(self.repository, tag) is not None:
+            raise RegistryHTTPError('The registry still lists %s:%s after its placeholder manifest %s was deleted'
+                                    % (self.name, tag, placeholder))
+
+    def _restore(self, tag, digest, error):
+        """Put the original manifest back under ``tag`` after a failed placeholder delete."""
+        try:
+            original = self.client.get_manifest(self.repository, digest)
+            self.client.put_manifest(self.repository, tag, original.raw, original.media_type)
+            state = 'the tag was put back on %s' % digest
+        except RegistryError as restore_error:
+            state = 'putting the tag back on %s failed too (%s): it now points at a placeholder manifest' % (
+                digest, restore_error.msg)
+        error.msg = 'Deleting the placeholder manifest pushed to %s:%s failed: %s; %s' % (
+            self.name, tag, error.msg, state)
+        return error
+
+
+def _status_text(error):
+    text = 'HTTP %s' % error.status if error.status else 'an error'
+    if error.codes:
+        text += ' ' + ', '.join(error.codes)
+    return text
+
+
+def upload_small_blob(client, repository, data, digest):
+    """Upload a small blob in one PUT (POST to start, PUT with the data)."""
+    api = client.api
+    scopes = [scope_for(repository, 'pull,push')]
+    response = api.request('POST', '/v2/%s/blobs/uploads/' % repository, scopes=scopes, expected=(202,),
+                           what='start blob upload to %s' % repository)
+    response.close()
+    location = response.headers.get('Location')
+    if not location:
+        raise RegistryHTTPError('The registry started a blob upload to %s without a Location' % repository)
+    if '://' not in location and not location.startswith('/'):
+        location = '/v2/%s/blobs/uploads/%s' % (repository, location)
+    location += ('&' if '?' in location else '?') + 'digest=' + digest
+    response = api.request('PUT', location, scopes=scopes, data=data,
+                           headers={'Content-Type': 'application/octet-stream'}, expected=(201, 204),
+                           what='upload blob %s to %s' % (digest, repository))
+    response.close()
+
+
+def tag_absent(client, reference, tags, expected_digest=None, check_mode=False):
+    """Delete ``tags`` of the repository of ``reference``; leave the images and their other tags alone."""
+    tags = normalize_tags(tags)
+    if expected_digest:
+        validate_digest(expected_digest, what='expected_digest')
+    repository = reference.repository
+    current = read_tags(client, repository, tags)
+    if expected_digest:
+        moved = [t for t in tags if current[t] is not None and current[t] != expected_digest]
+        if moved:
+            raise PreconditionError(
+                '%s %s not at the expected digest %s (but at %s); nothing was deleted'
+                % (', '.join('%s:%s' % (reference.repository_name, t) for t in moved),
+                   'is' if len(moved) == 1 else 'are', expected_digest, ', '.join(current[t] for t in moved)),
+                details={'expected_digest': expected_digest,
+                         'conflicts': [{'tag': t, 'current_digest': current[t]} for t in moved]})
+    entries = [{'tag': t, 'before': current[t], 'after': None, 'changed': current[t] is not None} for t in tags]
+    sync = TagSync(reference.repository_name, None, entries)
+    if check_mode:
+        return sync
+    deleter = TagDeleter(client, repository, reference.repository_name)
+    for entry in entries:
+        if not entry['changed']:
+            continue
+        try:
+            if not deleter.delete(entry['tag'], entry['before']):
+                entry['changed'] = False  # someone else deleted it meanwhile
+        except RegistryError as error:
+            entry['error'] = error.msg
+            entry['changed'] = False
+            entry['after'] = entry['before']
+            for later in entries[entries.index(entry) + 1:]:
+                if later['changed']:
+                    later['changed'] = False
+                    later['after'] = later['before']
+                    later['error'] = 'not attempted'
+            raise _partial_failure([(entry, error)], sync, 'delete')
+    return sync

@@ -1,0 +1,253 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the imagelayers.registry collection
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Private to this collection: may change without notice between releases.
+"""Tag listing (with ``Link`` pagination), semantic-version sorting and bounded parallel requests."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlencode, urljoin, urlsplit
+
+from ansible_collections.imagelayers.registry.plugins.module_utils._auth import scope_for
+from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
+    InvalidInputError,
+    NotFoundError,
+    RegistryHTTPError,
+)
+from ansible_collections.imagelayers.registry.plugins.module_utils._reference import _TAG
+
+# Requests in flight at once against one registry (HEAD per tag, digests of a listing).
+MAX_WORKERS = 8
+# A listing that needs more pages than this is a registry bug (or a loop), not a repository.
+MAX_PAGES = 10000
+MAX_PAGE_BYTES = 16 * 1024 * 1024
+
+_LINK = re.compile(r'<([^>]*)>\s*((?:;\s*[a-zA-Z0-9*_-]+\s*=\s*(?:"[^"]*"|[^;,\s]*)\s*)*)')
+_REL = re.compile(r'''rel\s*=\s*(?:"([^"]*)"|([^;,\s]*))''', re.IGNORECASE)
+
+
+# -- parallel requests -------------------------------------------------------
+def parallel_map(function, items, workers=MAX_WORKERS):
+    """``[function(item) for item in items]`` with at most ``workers`` calls in flight.
+
+    Results keep the order of ``items``. The first call runs alone (when it
+    raises, nothing else runs); the others run in parallel, all to completion,
+    and the first of their exceptions (in the order of ``items``) is raised
+    after they finished, so no request is left running behind the caller's back.
+    """
+    items = list(items)
+    if len(items) <= 1 or workers <= 1:
+        return [function(item) for item in items]
+    # The first call alone: it learns the scheme and fetches the token the others then share,
+    # instead of every thread answering the same 401 with its own token request.
+    first = function(items[0])
+    return [first] + _parallel_rest(function, items[1:], workers)
+
+
+def _parallel_rest(function, items, workers):
+    outcomes = [None] * len(items)
+
+    def call(index):
+        try:
+            outcomes[index] = (True, function(items[index]))
+        except Exception as exc:  # re-raised below, in the caller's thread
+            outcomes[index] = (False, exc)
+
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        list(pool.map(call, range(len(items))))
+    results = []
+    for ok, value in outcomes:
+        if not ok:
+            raise value
+        results.append(value)
+    return results
+
+
+def run_all(function, items, workers=MAX_WORKERS):
+    """Like parallel_map, but returns ``[(ok, result_or_exception)]`` and never raises."""
+    items = list(items)
+    lock = threading.Lock()
+    outcomes = [None] * len(items)
+
+    def call(index):
+        try:
+            value = (True, function(items[index]))
+        except Exception as exc:
+            value = (False, exc)
+        with lock:
+            outcomes[index] = value
+
+    if len(items) <= 1 or workers <= 1:
+        for index in range(len(items)):
+            call(index)
+        return outcomes
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        list(pool.map(call, range(len(items))))
+    return outcomes
+
+
+# -- listing -------------------------------------------------------------------
+def next_link(header):
+    """The target of the ``rel="next"`` entry of a ``Link`` header, or None."""
+    if not header:
+        return None
+    for match in _LINK.finditer(header):
+        for rel in _REL.finditer(match.group(2) or ''):
+            value = rel.group(1) if rel.group(1) is not None else rel.group(2)
+            if 'next' in (value or '').lower().split():
+                return match.group(1).strip()
+    return None
+
+
+def clean_tags(entries):
+    """Valid tag names from a ``tags`` array, in order, without duplicates.
+
+    Some registries put ``null`` entries or digests (``sha256:...``) in the list;
+    neither is a tag that can be pulled, so both are left out.
+    """
+    seen = set()
+    result = []
+    for entry in entries or ():
+        if not isinstance(entry, str) or not _TAG.match(entry) or entry in seen:
+            continue
+        seen.add(entry)
+        result.append(entry)
+    return result
+
+
+def list_tags(client, repository, page_size=None):
+    """Every tag of ``repository``, following ``Link: <...>; rel="next"`` pagination.
+
+    Returns ``(tags, pages)``; raises NotFoundError when the repository does not exist.
+    """
+    if page_size is not None and (page_size < 1 or page_size > 100000):
+        raise InvalidInputError('page_size must be between 1 and 100000, got %r' % (page_size,))
+    path = '/v2/%s/tags/list' % repository
+    if page_size:
+        path += '?' + urlencode({'n': page_size})
+    scopes = [scope_for(repository, 'pull')]
+    seen_urls = set()
+    collected = []
+    pages = 0
+    while path:
+        pages += 1
+        if pages > MAX_PAGES:
+            raise RegistryHTTPError('The tag listing of %s has more than %d pages; giving up' % (repository, MAX_PAGES),
+                                    url=client.api.url(path) if '://' not in path else path)
+        response = client.api.request('GET', path, scopes=scopes, headers={'Accept': 'application/json'},
+                                      stream=True, what='GET tag list of %s' % repository)
+        # Only now is the scheme of a loopback registry known.
+        url = client.api.url(path) if '://' not in path else path
+        seen_urls.add(url)
+        raw = response.raw.read(MAX_PAGE_BYTES + 1, decode_content=True)
+        link = response.headers.get('Link')
+        response.close()
+        if len(raw) > MAX_PAGE_BYTES:
+            raise RegistryHTTPError('A tag list page of %s is larger than %d bytes' % (repository, MAX_PAGE_BYTES),
+                                    url=url)
+        try:
+            body = json.loads(raw.decode('utf-8')) if raw.strip() else {}
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise RegistryHTTPError('The tag list of %s is not valid JSON: %s' % (repository, exc), url=url)
+        if not isinstance(body, dict):
+            raise RegistryHTTPError('The tag list of %s is not a JSON object' % repository, url=url)
+        entries = body.get('tags')
+        if entries is not None and not isinstance(entries, list):
+            raise RegistryHTTPError('The tag list of %s has a "tags" field that is not a list' % repository, url=url)
+        collected.extend(entries or ())
+        target = next_link(link)
+        path = urljoin(url, target) if target else None
+        if path in seen_urls:
+            raise RegistryHTTPError('The tag listing of %s loops: the registry links back to the page %s'
+                                    % (repository, urlsplit(path).path), url=path)
+    return clean_tags(collected), pages
+
+
+# -- semantic versions -------------------------------------------------------
+_SEMVER = re.compile(
+    r'^v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)'
+    r'(?:-((?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*))*))?'
+    r'(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$')
+
+
+def parse_semver(tag):
+    """``(major, minor, patch, prerelease_identifiers)`` or None when ``tag`` is not a semantic version.
+
+    Accepts ``MAJOR.MINOR.PATCH[-prerelease][+build]`` with an optional leading
+    ``v``. Image tags cannot contain ``+``, so build metadata only appears when
+    a registry lists it; it does not affect the order.
+    """
+    match = _SEMVER.match(tag or '')
+    if not match:
+        return None
+    prerelease = tuple(match.group(4).split('.')) if match.group(4) else ()
+    return int(match.group(1)), int(match.group(2)), int(match.group(3)), prerelease
+
+
+def semver_key(tag):
+    """A sort key implementing semver 2.0.0 precedence (prereleases before their release)."""
+    major, minor, patch, prerelease = parse_semver(tag)
+    if not prerelease:
+        pre_key = (1,)
+    else:
+        # Numeric identifiers sort numerically and before alphanumeric ones; a shorter
+        # list of identifiers that is a prefix of a longer one sorts first.
+        pre_key = (0, tuple((0, int(p), '') if p.isdigit() else (1, 0, p) for p in prerelease))
+    # Tie-break on the tag itself ("v1.0.0" and "1.0.0" are the same version), so the order is stable.
+    return (major, minor, patch, pre_key, tag)
+
+
+def sort_tags(tags, mode='lexical'):
+    """``(sorted_tags, other_tags)``: with ``semver``, the tags that are not versions go to other_tags."""
+    if mode == 'lexical':
+        return sorted(tags), []
+    if mode == 'semver':
+        versions = [t for t in tags if parse_semver(t) is not None]
+        others = sorted(t for t in tags if parse_semver(t) is None)
+        return sorted(versions, key=semver_key), others
+    raise InvalidInputError('Unknown sort %r: use lexical or semver' % (mode,))
+
+
+def filter_tags(tags, pattern):
+    if not pattern:
+        return list(tags)
+    try:
+        regex = re.compile(pattern)
+    except re.error as exc:
+        raise InvalidInputError('Invalid pattern %r: %s' % (pattern, exc))
+    return [t for t in tags if regex.search(t)]
+
+
+def tags_info(client, reference, pattern=None, sort='lexical', with_digests=False, page_size=None):
+    """What the ``tags_info`` module returns."""
+    result = {'changed': False, 'repository': reference.repository_name, 'exists': True, 'tags': []}
+    try:
+        tags, pages = list_tags(client, reference.repository, page_size=page_size)
+    except NotFoundError as error:
+        result.update({'exists': False, 'registry_error_codes': error.codes})
+        if with_digests:
+            result['digests'] = {}
+        return result
+    result['pages'] = pages
+    result['total'] = len(tags)
+    selected = filter_tags(tags, pattern)
+    ordered, others = sort_tags(selected, sort)
+    result['tags'] = ordered
+    if sort == 'semver':
+        result['other_tags'] = others
+    if with_digests:
+        wanted = ordered + others
+
+        def resolve(tag):
+            found = client.resolve(reference.repository, tag)
+            return found['digest'] if found else None
+
+        digests = parallel_map(resolve, wanted)
+        # A tag deleted between the listing and its HEAD has no digest (null).
+        result['digests'] = dict(zip(wanted, digests))
+    return result

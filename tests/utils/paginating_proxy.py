@@ -1,0 +1,158 @@
+#!/usr/bin/env python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A loopback HTTP proxy in front of a test registry that paginates tag listings.
+
+distribution 2.8 returns every tag in one answer; real registries (Docker Hub,
+GHCR, ECR, Harbor) page them with ``Link: <...>; rel="next"``. This proxy
+forwards every request to the upstream registry unchanged, except
+``GET /v2/<name>/tags/list``, which it answers itself from the upstream's full
+list, in pages of ``n`` (or ``--page-size``) after ``last``, the way the OCI
+distribution spec describes. The ``next`` link is relative on odd pages and
+absolute on even ones, so clients must handle both. ``--junk`` adds ``null``
+and digest-looking entries to the first page, as some registries do.
+
+    paginating_proxy.py --upstream 127.0.0.1:5100 --info-file /tmp/proxy.json [--page-size 3] [--junk]
+
+Binds 127.0.0.1 only, on --port (0: any free port). Writes
+``{"port": N, "pid": P}`` to --info-file once it listens, appends
+``METHOD PATH STATUS`` lines to --log, and exits by itself after --lifetime
+seconds (default 600) or on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+HOP_BY_HOP = {'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailers',
+              'transfer-encoding', 'upgrade', 'host', 'content-length'}
+MAX_BODY = 256 * 1024 * 1024
+JUNK = [None, 'sha256:' + 'a' * 64, '']
+
+
+def make_handler(options, log_lock):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = 'HTTP/1.1'
+
+        def log_message(self, *args):
+            pass
+
+        def _log(self, status):
+            if options.log:
+                with log_lock, open(options.log, 'a') as handle:
+                    handle.write('%s %s %s\n' % (self.command, self.path, status))
+
+        def _upstream(self, method, path, headers, body):
+            conn = http.client.HTTPConnection(options.upstream, timeout=60)
+            try:
+                conn.request(method, path, body=body, headers=headers)
+                response = conn.getresponse()
+                data = response.read(MAX_BODY) if method != 'HEAD' else b''
+                return response.status, response.getheaders(), data
+            finally:
+                conn.close()
+
+        def _send(self, status, headers, data):
+            self.send_response(status)
+            length = str(len(data))
+            for key, value in headers:
+                if key.lower() == 'content-length' and self.command == 'HEAD':
+                    length = value  # a HEAD answer tells the size of what a GET would send
+                elif key.lower() not in HOP_BY_HOP and key.lower() not in ('date', 'server'):
+                    self.send_header(key, value)
+            self.send_header('Content-Length', length)
+            self.end_headers()
+            if self.command != 'HEAD':
+                self.wfile.write(data)
+            self._log(status)
+
+        def _serve(self):
+            length = int(self.headers.get('Content-Length') or 0)
+            if length > MAX_BODY:
+                self._send(413, [], b'')
+                return
+            body = self.rfile.read(length) if length else None
+            headers = dict((k, v) for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP)
+            parts = urlsplit(self.path)
+            if self.command == 'GET' and parts.path.startswith('/v2/') and parts.path.endswith('/tags/list'):
+                self._tags(parts, headers)
+                return
+            status, response_headers, data = self._upstream(self.command, self.path, headers, body)
+            self._send(status, response_headers, data)
+
+        def _tags(self, parts, headers):
+            status, response_headers, data = self._upstream('GET', parts.path, headers, None)
+            if status != 200:
+                self._send(status, response_headers, data)
+                return
+            listing = json.loads(data.decode('utf-8'))
+            tags = sorted(listing.get('tags') or [])
+            query = parse_qs(parts.query)
+            size = int(query['n'][0]) if 'n' in query else options.page_size
+            last = query.get('last', [None])[0]
+            remaining = [t for t in tags if last is None or t > last]
+            page = remaining[:size]
+            first = last is None
+            entries = list(page)
+            if first and options.junk:
+                entries = JUNK[:2] + entries + [JUNK[0]]
+                if page:
+                    entries.append(page[0])  # a duplicate, as some registries repeat the boundary
+            out = [('Content-Type', 'application/json')]
+            if len(remaining) > size and page:
+                target = '%s?%s' % (parts.path, urlencode({'n': size, 'last': page[-1]}))
+                page_number = 1 + (len(tags) - len(remaining)) // max(size, 1)
+                if page_number % 2 == 0:
+                    target = 'http://%s%s' % (self.headers.get('Host'), target)
+                out.append(('Link', '<%s>; rel="next"' % target))
+            self._send(200, out, json.dumps({'name': listing.get('name'), 'tags': entries}).encode('utf-8'))
+
+        do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _serve
+
+    return Handler
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
+    parser.add_argument('--upstream', required=True, help='host:port of the plain-HTTP upstream registry')
+    parser.add_argument('--port', type=int, default=0)
+    parser.add_argument('--page-size', type=int, default=3, help='tags per page when the client sends no n')
+    parser.add_argument('--junk', action='store_true', help='add null and digest entries to the first page')
+    parser.add_argument('--info-file', help='write {"port", "pid"} here once listening')
+    parser.add_argument('--log', help='append "METHOD PATH STATUS" lines here')
+    parser.add_argument('--lifetime', type=float, default=600.0, help='exit after this many seconds')
+    options = parser.parse_args(argv)
+    if options.page_size < 1:
+        parser.error('--page-size must be positive')
+
+    server = ThreadingHTTPServer(('127.0.0.1', options.port), make_handler(options, threading.Lock()))
+    server.daemon_threads = True
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    thread = threading.Thread(target=server.serve_forever, kwargs={'poll_interval': 0.1})
+    thread.daemon = True
+    thread.start()
+    if options.info_file:
+        tmp = options.info_file + '.tmp'
+        with open(tmp, 'w') as handle:
+            json.dump({'port': server.server_address[1], 'pid': os.getpid()}, handle)
+        os.replace(tmp, options.info_file)
+    deadline = time.monotonic() + options.lifetime
+    while not stop.is_set() and time.monotonic() < deadline:
+        stop.wait(0.2)
+    server.shutdown()
+    server.server_close()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
