@@ -168,10 +168,12 @@ test:
 	    "$$@" || rc=$$?; \
 	    echo "=== $$name: exit $$rc after $$((SECONDS - start))s"; \
 	    timings="$$timings$$(printf '%-16s %4ss  exit %s' "$$name" "$$((SECONDS - start))" "$$rc")\n"; \
+	    case "$$name" in sanity|units|integration) \
+	        if [ $$rc -eq 0 ]; then npassed=$$((npassed + 1)); else nfailed=$$((nfailed + 1)); fi;; esac; \
 	    return $$rc; \
 	}; \
-	timings=""; \
-	summary() { printf '=== timings\n%b' "$$timings"; }; \
+	timings=""; npassed=0; nfailed=0; \
+	summary() { printf '=== timings\n%b' "$$timings"; echo "test-stages: $$npassed passed, $$nfailed failed"; }; \
 	stage venv $(MAKE) --no-print-directory venv || { summary; exit 1; }; \
 	trap '$(MAKE) --no-print-directory registries-down; summary' EXIT; \
 	trap 'exit 130' INT TERM; \
