@@ -103,6 +103,14 @@ class BlobCheck:
         """Bytes still expected, or None when the size is unknown."""
         return None if self.size is None else self.size - self.count
 
+    def next_read_size(self, chunk_size):
+        """How much to ask for next: never past the expected end, but one byte
+        more once it is reached, which is enough to tell an overlong body."""
+        remaining = self.remaining
+        if remaining is None:
+            return chunk_size
+        return min(chunk_size, remaining) if remaining > 0 else 1
+
     @property
     def actual_digest(self):
         return '%s:%s' % (self.algorithm, self._hasher.hexdigest())
@@ -154,13 +162,7 @@ def iter_verified(read, check, chunk_size=CHUNK_SIZE, url=None, verify=True):
     """
     while True:
         remaining = check.remaining
-        if remaining is None:
-            want = chunk_size
-        elif remaining > 0:
-            want = min(chunk_size, remaining)
-        else:
-            want = 1
-        chunk = read(want)
+        chunk = read(check.next_read_size(chunk_size))
         if not chunk:
             break
         if remaining is not None and len(chunk) > remaining:
@@ -183,13 +185,7 @@ def iter_verified_into(readinto, check, chunk_size=CHUNK_SIZE, url=None, verify=
     view = memoryview(bytearray(chunk_size))
     while True:
         remaining = check.remaining
-        if remaining is None:
-            want = chunk_size
-        elif remaining > 0:
-            want = min(chunk_size, remaining)
-        else:
-            want = 1
-        count = readinto(view[:want])
+        count = readinto(view[:check.next_read_size(chunk_size)])
         if not count:
             break
         if remaining is not None and count > remaining:
