@@ -21,13 +21,7 @@ author:
   - imagelayers maintainers (@imagelayers)
 extends_documentation_fragment:
   - imagelayers.registry._connection
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads; it behaves the same in check mode.
-  diff_mode:
-    support: none
-    description: The module only reads.
+  - imagelayers.registry._attributes.info_module
 options:
   image:
     description:

@@ -4,10 +4,11 @@
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
+
+from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.loopback_server import LoopbackServer
 
 
 class ScriptedServer:
@@ -41,17 +42,12 @@ class ScriptedServer:
 
             do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = do_PATCH = _serve
 
-        self.httpd = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.host = '127.0.0.1:%d' % self.port
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={'poll_interval': 0.05})
-        self.thread.daemon = True
-        self.thread.start()
+        self.loopback = LoopbackServer(Handler)
+        self.port = self.loopback.port
+        self.host = self.loopback.host
 
     def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.loopback.close()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from ansible_collections.imagelayers.registry.plugins.module_utils._client import RegistryClient
 from ansible_collections.imagelayers.registry.plugins.module_utils._http import ConnectionOptions, HTTPSession
@@ -23,6 +23,7 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._manifest imp
     OCI_INDEX,
     OCI_MANIFEST,
 )
+from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.loopback_server import LoopbackServer
 
 
 def digest_of(data):
@@ -52,16 +53,11 @@ class FakeRegistry:
 
             do_HEAD = do_GET
 
-        self.httpd = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-        self.httpd.daemon_threads = True
-        self.host = '127.0.0.1:%d' % self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={'poll_interval': 0.05})
-        self.thread.daemon = True
-        self.thread.start()
+        self.loopback = LoopbackServer(Handler)
+        self.host = self.loopback.host
 
     def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.loopback.close()
 
     # -- content -----------------------------------------------------------
     def add_blob(self, data):
