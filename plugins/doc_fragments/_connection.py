@@ -36,6 +36,8 @@ options:
       - Verify the registry's TLS certificate.
       - Registries on a loopback address (V(localhost), V(127.0.0.0/8), V([::1])) may also be reached
         over plain HTTP, as C(docker) allows; other registries are always reached over HTTPS.
+        A loopback registry is tried over plain HTTP first, unless O(ca_path) or O(token) is set,
+        which makes HTTPS the first try.
       - If not set, the value of the E(IMAGELAYERS_REGISTRY_VALIDATE_CERTS) environment variable is used.
     type: bool
     default: true

@@ -34,6 +34,7 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._errors impor
 try:
     import requests
     import requests.exceptions
+    import urllib3
     HAS_REQUESTS = True
     REQUESTS_IMPORT_ERROR = None
 except ImportError:  # the module reports missing_required_lib('requests')
@@ -188,6 +189,9 @@ class RegistryAPI:
         self.api_host = api_host
         self.options = options
         self.auth = Authenticator(options.credentials, api_host)
+        if not options.validate_certs:
+            # The user chose not to verify; urllib3's warning on stderr would only add noise.
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         # Loopback registries may speak plain http, as docker allows; find out on first use.
         self.scheme = None if loopback else 'https'
 
@@ -253,19 +257,42 @@ class RegistryAPI:
 
     def _send_with_scheme(self, method, path, headers, data):
         if self.scheme is None:
+            return self._discover_scheme(method, path, headers, data)
+        return self.http.send(method, self._absolute(path), headers, self.options, data=data,
+                              auth_host=self.api_host)
+
+    def _discover_scheme(self, method, path, headers, data):
+        """First request to a loopback registry: find out whether it speaks TLS.
+
+        Plain HTTP is tried first unless a CA or a token was given (then TLS is
+        expected, and a token must not go out unencrypted): a TLS handshake
+        against a plain server costs tens of milliseconds, mostly loading the
+        CA store, which is most of a small task's run time. A TLS server
+        answers plain HTTP with a non-JSON 400 that says so, or drops it.
+        """
+        https_url = 'https://%s%s' % (self.api_host, path)
+        http_url = 'http://%s%s' % (self.api_host, path)
+        if self.options.ca_path or (self.auth.credentials and self.auth.credentials.token):
             try:
-                response = self.http.send(method, 'https://%s%s' % (self.api_host, path), headers, self.options,
-                                          data=data, auth_host=self.api_host)
+                response = self.http.send(method, https_url, headers, self.options, data=data,
+                                          auth_host=self.api_host)
                 self.scheme = 'https'
                 return response
             except requests.exceptions.SSLError as exc:
                 if _is_certificate_problem(exc):
                     self.scheme = 'https'
                     raise
-                # The loopback registry speaks plain HTTP: use it from now on.
-                self.scheme = 'http'
-        return self.http.send(method, self._absolute(path), headers, self.options, data=data,
-                              auth_host=self.api_host)
+            self.scheme = 'http'
+            return self.http.send(method, http_url, headers, self.options, data=data, auth_host=self.api_host)
+        try:
+            response = self.http.send(method, http_url, headers, self.options, data=data, auth_host=self.api_host)
+        except requests.exceptions.ConnectionError:
+            response = None
+        if response is not None and not _is_plain_http_to_tls_answer(response):
+            self.scheme = 'http'
+            return response
+        self.scheme = 'https'
+        return self.http.send(method, https_url, headers, self.options, data=data, auth_host=self.api_host)
 
     def _backoff(self, attempt):
         return min(MAX_RETRY_WAIT, BACKOFF_BASE * (2 ** (attempt - 1))) * (0.75 + random.random() / 2)
@@ -341,6 +368,17 @@ class RegistryAPI:
         else:
             msg = 'TLS connection to %s failed: %s' % (host, _describe_exception(exc))
         return TransportError(msg, url=url, attempts=1)
+
+
+def _is_plain_http_to_tls_answer(response):
+    """True for the 400 a TLS server gives a plain HTTP request (Go: "Client sent an
+    HTTP request to an HTTPS server."; nginx: "The plain HTTP request was sent to
+    HTTPS port"). A registry's own 400s are JSON and are left untouched."""
+    if response.status_code != 400 or 'json' in response.headers.get('Content-Type', ''):
+        return False
+    body = response.raw.read(1024, decode_content=True) if response.raw is not None else b''
+    response.close()
+    return b'https' in body.lower()
 
 
 def _is_certificate_problem(exc):

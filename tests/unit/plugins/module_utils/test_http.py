@@ -255,3 +255,33 @@ def test_parse_challenges():
     assert challenges[1] == ('basic', {'realm': 'x'})
     assert parse_challenges('') == []
     assert parse_challenges('Basic') == [('basic', {})]
+
+
+def test_loopback_tries_plain_http_first_and_keeps_json_400(server):
+    server.handler = lambda r: (400, {'Content-Type': 'application/json'},
+                                b'{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match"}]}')
+    api = make_api(server)
+    with pytest.raises(RegistryHTTPError) as excinfo:
+        api.request('GET', '/v2/x/manifests/y')
+    assert api.scheme == 'http'
+    assert len(server.requests) == 1
+    assert excinfo.value.codes == ['DIGEST_INVALID']
+
+
+def test_loopback_tls_server_answer_switches_to_https(server):
+    # What a Go TLS server answers a plain HTTP request with.
+    server.handler = lambda r: (400, {}, b'Client sent an HTTP request to an HTTPS server.\n')
+    api = make_api(server, retries=0)
+    with pytest.raises(TransportError):
+        api.request('GET', '/v2/')  # the scripted server is not really TLS
+    assert api.scheme == 'https'
+    assert len(server.requests) == 1
+
+
+def test_loopback_with_token_never_sends_it_over_plain_http_first(server):
+    server.handler = lambda r: (200, {}, b'{}')
+    api = make_api(server, credentials=Credentials(token='secret-token'), retries=0)
+    api.request('GET', '/v2/')
+    # https was tried first: the plain server saw a TLS handshake, not a request, then plain http.
+    assert api.scheme == 'http'
+    assert len(server.requests) == 1
