@@ -62,6 +62,8 @@ options:
 notes:
   - Requests go straight to the registry's HTTP API (Registry HTTP API v2 / OCI Distribution); no container
     daemon or CLI is needed.
+  - The proxy variables (E(https_proxy), E(http_proxy), E(no_proxy)) are honoured. Credentials in C(~/.netrc)
+    are not used; give them with the options above.
 requirements:
   - requests
 '''

@@ -285,3 +285,41 @@ def test_loopback_with_token_never_sends_it_over_plain_http_first(server):
     # https was tried first: the plain server saw a TLS handshake, not a request, then plain http.
     assert api.scheme == 'http'
     assert len(server.requests) == 1
+
+
+def test_proxy_environment_is_honoured(server, monkeypatch):
+    monkeypatch.setenv('http_proxy', 'http://%s' % server.host)
+    monkeypatch.delenv('no_proxy', raising=False)
+    monkeypatch.delenv('NO_PROXY', raising=False)
+    server.handler = lambda r: (200, {}, b'{}')
+    api = RegistryAPI(HTTPSession(), 'registry.example.invalid:5000', ConnectionOptions(retries=0))
+    api.scheme = 'http'
+    api.request('GET', '/v2/')
+    # A forward proxy receives the absolute URL.
+    assert server.requests[0]['path'] == 'http://registry.example.invalid:5000/v2/'
+
+
+def test_no_proxy_is_honoured(server, monkeypatch):
+    monkeypatch.setenv('http_proxy', 'http://127.0.0.1:9')
+    monkeypatch.setenv('no_proxy', '127.0.0.1')
+    server.handler = lambda r: (200, {}, b'{}')
+    make_api(server).request('GET', '/v2/')
+    assert server.requests[0]['path'] == '/v2/'
+
+
+def test_requests_ca_bundle_is_used_for_verification(monkeypatch):
+    from ansible_collections.imagelayers.registry.plugins.module_utils import _http
+    monkeypatch.setenv('REQUESTS_CA_BUNDLE', '/etc/ssl/private-ca.pem')
+    assert _http._environment_verify(True) == '/etc/ssl/private-ca.pem'
+    assert _http._environment_verify('/explicit/ca.pem') == '/explicit/ca.pem'
+    assert _http._environment_verify(False) is False
+
+
+def test_netrc_never_replaces_the_authorization_header(server, tmp_path, monkeypatch):
+    netrc = tmp_path / '.netrc'
+    netrc.write_text('machine 127.0.0.1 login netrc-user password netrc-password\n')
+    netrc.chmod(0o600)
+    monkeypatch.setenv('NETRC', str(netrc))
+    server.handler = lambda r: (200, {}, b'{}')
+    make_api(server, credentials=Credentials(token='mine')).request('GET', '/v2/')
+    assert server.requests[0]['headers']['Authorization'] == 'Bearer mine'
