@@ -188,7 +188,6 @@ class HTTPSession:
             current_url = location
         raise TransportError('%s %s: more than %d redirects' % (method, redact_url(url), MAX_REDIRECTS), url=url)
 
-
     def _proxies_for(self, url):
         """The proxies the environment sets for ``url``'s origin (honouring no_proxy), cached."""
         parts = urlsplit(url)
