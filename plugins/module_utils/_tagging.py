@@ -37,6 +37,7 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._errors impor
 from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import OCI_MANIFEST, SCHEMA1_TYPES
 from ansible_collections.imagelayers.registry.plugins.module_utils._reference import validate_tag
 from ansible_collections.imagelayers.registry.plugins.module_utils._tags import parallel_map, run_all
+from ansible_collections.imagelayers.registry.plugins.module_utils._upload import upload_bytes
 
 # The OCI "empty" descriptor: the 2-byte JSON document "{}".
 EMPTY_MEDIA_TYPE = 'application/vnd.oci.empty.v1+json'
@@ -331,7 +332,7 @@ class TagDeleter:
         if self.empty_blob_ready:
             return
         if self.client.head_blob(self.repository, EMPTY_DIGEST) is None:
-            upload_small_blob(self.client, self.repository, EMPTY_DATA, EMPTY_DIGEST)
+            upload_bytes(self.client, self.repository, EMPTY_DATA, EMPTY_DIGEST)
         self.empty_blob_ready = True
 
     def _delete_with_placeholder(self, tag, digest):
@@ -370,25 +371,6 @@ def _status_text(error):
     if error.codes:
         text += ' ' + ', '.join(error.codes)
     return text
-
-
-def upload_small_blob(client, repository, data, digest):
-    """Upload a small blob in one PUT (POST to start, PUT with the data)."""
-    api = client.api
-    scopes = [scope_for(repository, 'pull,push')]
-    response = api.request('POST', '/v2/%s/blobs/uploads/' % repository, scopes=scopes, expected=(202,),
-                           what='start blob upload to %s' % repository)
-    response.close()
-    location = response.headers.get('Location')
-    if not location:
-        raise RegistryHTTPError('The registry started a blob upload to %s without a Location' % repository)
-    if '://' not in location and not location.startswith('/'):
-        location = '/v2/%s/blobs/uploads/%s' % (repository, location)
-    location += ('&' if '?' in location else '?') + 'digest=' + digest
-    response = api.request('PUT', location, scopes=scopes, data=data,
-                           headers={'Content-Type': 'application/octet-stream'}, expected=(201, 204),
-                           what='upload blob %s to %s' % (digest, repository))
-    response.close()
 
 
 def tag_absent(client, reference, tags, expected_digest=None, check_mode=False):

@@ -1,0 +1,192 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the imagelayers.registry collection
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Private to this collection: may change without notice between releases.
+"""Blob uploads: the one implementation behind ``tag``'s placeholder, ``copy`` and ``push``.
+
+- :func:`upload_bytes` uploads a small blob held in memory (POST, then one PUT);
+- :func:`ensure_blob` makes sure the destination repository has a blob: a HEAD
+  first (skip what is there), a cross-repository mount when the source lives in
+  the same registry (201: done; 202: upload on the ``Location`` it returned), or
+  a monolithic upload whose body is streamed from a source (another registry's
+  GET response, a file in an archive) and hashed and counted on the way, so a
+  blob that does not verify is never committed.
+
+``Location`` answers may be relative or absolute and may carry a query string
+(distribution puts its upload state there); ``digest=`` is appended to it.
+"""
+
+from __future__ import annotations
+
+import threading
+from urllib.parse import quote, urlsplit
+
+from ansible_collections.imagelayers.registry.plugins.module_utils._auth import scope_for
+from ansible_collections.imagelayers.registry.plugins.module_utils._blobs import VerifiedBody
+from ansible_collections.imagelayers.registry.plugins.module_utils._digest import validate_digest
+from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
+    AuthenticationError,
+    IntegrityError,
+    RegistryError,
+    RegistryHTTPError,
+    TransportError,
+)
+
+OCTET_STREAM = {'Content-Type': 'application/octet-stream'}
+
+
+def upload_location(repository, location):
+    """The URL or ``/v2/...`` path to continue an upload at, from a ``Location`` header."""
+    if not location:
+        raise RegistryHTTPError('The registry started a blob upload to %s without a Location header' % repository)
+    location = location.strip()
+    if '://' in location or location.startswith('/'):
+        return location
+    # A bare upload id (or a path relative to the uploads collection).
+    return '/v2/%s/blobs/uploads/%s' % (repository, location)
+
+
+def with_digest(location, digest):
+    """``location`` with ``digest=<digest>`` added to its query string (existing parameters kept)."""
+    base, sep, fragment = location.partition('#')
+    joiner = '&' if '?' in base else '?'
+    if base.endswith(('?', '&')):
+        joiner = ''
+    return base + joiner + 'digest=' + quote(digest, safe=':') + (sep + fragment if sep else '')
+
+
+def _same_host(api, location):
+    """True when ``location`` (absolute) is on the registry host ``api`` talks to."""
+    if '://' not in location:
+        return True
+    return urlsplit(location).netloc == api.api_host
+
+
+def start_upload(client, repository, mount=None, mount_from=None):
+    """POST an upload (optionally a mount); ``(True, None)`` when mounted, else ``(False, location)``."""
+    path = '/v2/%s/blobs/uploads/' % repository
+    scopes = [scope_for(repository, 'pull,push')]
+    what = 'start blob upload to %s' % repository
+    if mount and mount_from:
+        path += '?mount=%s&from=%s' % (quote(mount, safe=':'), quote(mount_from, safe='/'))
+        scopes.append(scope_for(mount_from, 'pull'))
+        what = 'mount blob %s from %s into %s' % (mount, mount_from, repository)
+    expected = (201, 202) if mount else (202,)
+    response = client.api.request('POST', path, scopes=scopes, expected=expected, what=what)
+    response.close()
+    if response.status_code == 201:
+        return True, None
+    return False, upload_location(repository, response.headers.get('Location'))
+
+
+def finish_upload(client, repository, location, digest, body):
+    """The monolithic PUT of ``body`` (bytes or a VerifiedBody) to ``location`` with ``?digest=``."""
+    response = client.api.request(
+        'PUT', with_digest(location, digest), scopes=[scope_for(repository, 'pull,push')], data=body,
+        headers=OCTET_STREAM, expected=(201, 204), what='upload blob %s to %s' % (digest, repository))
+    response.close()
+    answered = response.headers.get('Docker-Content-Digest')
+    if answered and answered != digest:
+        raise IntegrityError('The registry stored the blob uploaded as %s in %s as %s' % (digest, repository, answered),
+                             details={'expected_digest': digest, 'actual_digest': answered})
+    return response
+
+
+def upload_bytes(client, repository, data, digest):
+    """Upload a small blob held in memory: POST to start, one PUT with the bytes."""
+    validate_digest(digest)
+    dummy, location = start_upload(client, repository)
+    finish_upload(client, repository, location, digest, data)
+
+
+class TransferStats:
+    """Thread-safe counters of one copy or push."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.blobs_copied = 0
+        self.blobs_mounted = 0
+        self.blobs_skipped = 0
+        self.bytes_transferred = 0
+        self.manifests_pushed = 0
+
+    def add(self, **counts):
+        with self._lock:
+            for key, value in counts.items():
+                setattr(self, key, getattr(self, key) + value)
+
+    def to_dict(self):
+        return {'blobs_copied': self.blobs_copied, 'blobs_mounted': self.blobs_mounted,
+                'blobs_skipped': self.blobs_skipped, 'bytes_transferred': self.bytes_transferred,
+                'manifests_pushed': self.manifests_pushed}
+
+
+class BlobSource:
+    """Where blob bytes come from. Subclasses implement ``open``; ``mount_from`` enables mounts."""
+
+    name = 'the source'   # for messages: where the bytes come from
+    mount_from = None     # a repository in the destination registry that holds the blobs
+    retryable = True      # whether a failed streamed upload may be started over
+
+    def open(self, descriptor):
+        """``(read, close)`` for the blob's bytes: ``read(n)`` returns at most n bytes, b'' at the end."""
+        raise NotImplementedError
+
+
+def ensure_blob(client, repository, descriptor, source, stats, retries=3, check_mode=False):
+    """Make sure ``repository`` has the blob of ``descriptor``; return 'skipped', 'mounted' or 'copied'.
+
+    In check mode, only the HEAD is made; a missing blob is reported as it would be handled.
+    """
+    digest = descriptor['digest']
+    size = descriptor.get('size')
+    validate_digest(digest, what='blob digest')
+    if client.head_blob(repository, digest) is not None:
+        stats.add(blobs_skipped=1)
+        return 'skipped'
+    if check_mode:
+        if source.mount_from:
+            stats.add(blobs_mounted=1)
+            return 'mounted'
+        stats.add(blobs_copied=1, bytes_transferred=size or 0)
+        return 'copied'
+    location = None
+    if source.mount_from:
+        try:
+            mounted, location = start_upload(client, repository, mount=digest, mount_from=source.mount_from)
+        except AuthenticationError:
+            mounted, location = False, None  # not allowed to read the other repository: upload instead
+        if mounted:
+            stats.add(blobs_mounted=1)
+            return 'mounted'
+    attempt = 0
+    while True:
+        attempt += 1
+        if location is None:
+            dummy, location = start_upload(client, repository)
+        if size is None:
+            raise IntegrityError('The descriptor of blob %s has no size' % digest)
+        read, close = source.open(descriptor)
+        body = VerifiedBody(read, digest, size, what='blob %s from %s' % (digest, source.name))
+        try:
+            finish_upload(client, repository, location, digest, body)
+        except IntegrityError:
+            raise
+        except (TransportError, RegistryHTTPError) as error:
+            # A streamed body cannot be replayed by the HTTP layer: start the blob over, a few times.
+            transient = isinstance(error, TransportError) or (error.status or 500) >= 500
+            if attempt > retries or not source.retryable or not transient:
+                raise _with_context(error, digest, repository)
+            location = None
+            continue
+        finally:
+            close()
+        stats.add(blobs_copied=1, bytes_transferred=body.check.count)
+        return 'copied'
+
+
+def _with_context(error, digest, repository):
+    if isinstance(error, RegistryError) and digest not in error.msg:
+        error.msg = 'Uploading blob %s to %s failed: %s' % (digest, repository, error.msg)
+    return error

@@ -1,0 +1,305 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the imagelayers.registry collection
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: copy
+short_description: Copy an image between repositories and registries, verified, with the tag written last
+version_added: 0.1.0
+description:
+  - Copies the image O(src) names to O(dest), across repositories or registries, over the Registry HTTP API v2,
+    without a container daemon and without touching the disk, like C(skopeo copy --all) or C(crane copy).
+  - "Order: every blob, then each child manifest of an index by digest, then the top manifest under the tag of
+    O(dest), last. Anything that fails (a blob that does not hash to its digest or has the wrong size, a registry
+    error) aborts the task before the tag is written, so the tag never points at an incomplete image."
+  - "Blobs: a C(HEAD) on the destination first, and what is there is skipped. Within one registry, blobs are
+    mounted from the source repository (nothing is transferred); between registries they are streamed from the
+    source C(GET) into the destination upload, hashed and counted on the way."
+  - Idempotent. When the destination tag already points at the source digest, only C(HEAD) requests are made and
+    the task reports no change. Manifests are copied byte for byte, so the digest is preserved.
+  - With O(platforms), only those platforms of a multi-platform source are copied; that writes a new index (or,
+    for a single platform, that platform's image manifest) with a new digest, and RV(digest_changed) is true.
+    Without O(platforms), every platform is copied; platforms are never dropped silently.
+author:
+  - imagelayers maintainers (@imagelayers)
+extends_documentation_fragment:
+  - imagelayers.registry._connection
+attributes:
+  check_mode:
+    support: full
+    description: Reads the source manifests and C(HEAD)s the destination blobs and tag; reports what a real run
+      would copy, mount and write, and writes nothing.
+  diff_mode:
+    support: full
+    description: C(before) and C(after) map the destination tag to its digest; a tag that does not exist is left out.
+options:
+  src:
+    description:
+      - The source image, C([registry/]repository:tag) or C([registry/]repository@digest). Without a tag or digest,
+        V(latest) is used.
+      - Give a digest (for example the one that was tested) to copy exactly that image.
+    type: str
+    required: true
+  dest:
+    description:
+      - The destination, C([registry/]repository:tag). Without a tag, the tag of O(src) is used (V(latest) when O(src)
+        is given by digest).
+      - C([registry/]repository@digest) pushes by digest only, without a tag; the digest must be the one the copy
+        produces.
+    type: str
+    required: true
+  platforms:
+    description:
+      - Copy only these platforms (C(os/architecture[/variant]), for example V(linux/amd64) or V(linux/arm64/v8)) of a
+        multi-platform source. Every platform listed must exist in the source, else the task fails.
+      - Several platforms give a new index with only their entries; one platform gives that platform's image
+        manifest. Either way the digest differs from the source's (RV(digest_changed)).
+      - A single-platform source is copied unchanged when it is one of the listed platforms, and refused otherwise.
+      - Default is every platform.
+    type: list
+    elements: str
+  overwrite:
+    description:
+      - Whether the destination tag may be moved when it exists and points at another digest.
+      - With V(false), such a tag fails the task before anything is copied (immutable release tags); a tag that
+        already points at the image is fine and reported unchanged.
+    type: bool
+    default: true
+  expected_digest:
+    description:
+      - The digest O(src) must resolve to, for example the digest that was tested; if it moved since, the task fails
+        before anything is copied.
+    type: str
+  workers:
+    description:
+      - How many blobs (and child manifests) are transferred at once.
+    type: int
+    default: 4
+  src_username:
+    description:
+      - Username for the source registry. Defaults to O(username).
+    type: str
+  src_password:
+    description:
+      - Password for the source registry. Defaults to O(password).
+    type: str
+  src_token:
+    description:
+      - Bearer token for the source registry. Defaults to O(token).
+    type: str
+  dest_username:
+    description:
+      - Username for the destination registry. Defaults to O(username).
+    type: str
+  dest_password:
+    description:
+      - Password for the destination registry. Defaults to O(password).
+    type: str
+  dest_token:
+    description:
+      - Bearer token for the destination registry. Defaults to O(token).
+    type: str
+notes:
+  - The shared options O(username), O(password), O(token) (and their environment variables) apply to both sides;
+    the C(src_*) and C(dest_*) options replace them for one side. O(validate_certs), O(ca_path), O(timeout) and
+    O(retries) apply to both.
+  - Within one registry, blobs are mounted with C(POST /v2/<dest>/blobs/uploads/?mount=<digest>&from=<src>); a
+    registry that answers 202 (no mount) gets an upload instead.
+  - Docker schema1 images are refused; convert them first.
+  - Foreign (non-distributable) layers are not copied.
+seealso:
+  - module: imagelayers.registry.tag
+  - module: imagelayers.registry.push
+  - module: imagelayers.registry.manifest_info
+'''
+
+EXAMPLES = r'''
+- name: Promote the tested build from dev to prod, never moving an existing release
+  imagelayers.registry.copy:
+    src: registry.dev.example.com/app@{{ tested_digest }}
+    dest: registry.prod.example.com/app:1.4.2
+    overwrite: false
+    src_username: ci
+    src_password: "{{ dev_password }}"
+    dest_username: release
+    dest_password: "{{ prod_password }}"
+
+- name: Copy into another repository of the same registry (blobs are mounted, not transferred)
+  imagelayers.registry.copy:
+    src: registry.example.com/builds/app:build-812
+    dest: registry.example.com/releases/app:1.4.2
+    expected_digest: "{{ tested_digest }}"
+
+- name: Copy only the amd64 and arm64 images of a multi-platform image
+  imagelayers.registry.copy:
+    src: registry.example.com/app:1.4.2
+    dest: mirror.example.com/app:1.4.2
+    platforms: [linux/amd64, linux/arm64]
+  register: copied
+
+- name: The subset has its own digest
+  ansible.builtin.debug:
+    msg: "{{ copied.digest }} (source {{ copied.source_digest }})"
+'''
+
+RETURN = r'''
+src:
+  description: The normalised reference of O(src).
+  returned: always
+  type: str
+  sample: registry.dev.example.com/app@sha256:7e1a4e2d11e2ac7a8c3f768d4166c2defeb09d2a750b010412b6ea13de1efb19
+dest:
+  description: The normalised reference of the destination.
+  returned: always
+  type: str
+  sample: registry.prod.example.com/app:1.4.2
+digest:
+  description: The digest of the manifest written (in check mode, to be written) to the destination.
+  returned: always
+  type: str
+  sample: sha256:7e1a4e2d11e2ac7a8c3f768d4166c2defeb09d2a750b010412b6ea13de1efb19
+source_digest:
+  description: The digest O(src) resolves to.
+  returned: always
+  type: str
+  sample: sha256:7e1a4e2d11e2ac7a8c3f768d4166c2defeb09d2a750b010412b6ea13de1efb19
+digest_changed:
+  description: Whether RV(digest) differs from RV(source_digest) (only with O(platforms)).
+  returned: always
+  type: bool
+  sample: false
+media_type:
+  description: Media type of the manifest written.
+  returned: always
+  type: str
+  sample: application/vnd.oci.image.index.v1+json
+blobs_copied:
+  description: Blobs uploaded to the destination (in check mode, to be uploaded).
+  returned: always
+  type: int
+  sample: 3
+blobs_mounted:
+  description: Blobs mounted from the source repository (same registry).
+  returned: always
+  type: int
+  sample: 0
+blobs_skipped:
+  description: Blobs the destination already had.
+  returned: always
+  type: int
+  sample: 1
+bytes_transferred:
+  description: Blob bytes uploaded to the destination (in check mode, the size of the blobs to upload).
+  returned: always
+  type: int
+  sample: 31457280
+manifests_pushed:
+  description: Manifests written (child manifests by digest, and the top manifest under the tag).
+  returned: always
+  type: int
+  sample: 4
+images:
+  description:
+    - One entry per image manifest copied (one per platform of an index). Empty when the destination already
+      had the image, since then nothing but C(HEAD) requests are made.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    platform:
+      description: C(os/architecture[/variant]) from the index entry; null for a single-platform source.
+      type: str
+    digest:
+      description: Digest of the image manifest.
+      type: str
+    media_type:
+      description: Media type of the image manifest.
+      type: str
+    layers:
+      description: Number of layers.
+      type: int
+    size:
+      description: Total size of the config and layers, in bytes.
+      type: int
+  sample:
+    - platform: linux/amd64
+      digest: sha256:0a1bd8ed6f8b4d1e6a1ea7d4f8a18a0d6e1c5f7b3c3c2b6b1f4a9f0c9d7e6a5b
+      media_type: application/vnd.oci.image.manifest.v1+json
+      layers: 3
+      size: 31457280
+tags:
+  description: The destination tag, with the digest it pointed at before and after (empty for a push by digest).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - tag: "1.4.2"
+      before: null
+      after: sha256:7e1a4e2d11e2ac7a8c3f768d4166c2defeb09d2a750b010412b6ea13de1efb19
+      changed: true
+'''
+
+from ansible_collections.imagelayers.registry.plugins.module_utils._copy import copy_image, publish_result
+from ansible_collections.imagelayers.registry.plugins.module_utils._module import RegistryModule
+from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
+
+
+def side_options(rm, prefix):
+    """Connection options of one side: its own credentials when given, else the shared ones."""
+    params = rm.params
+    if any(params.get(prefix + key) for key in ('username', 'password', 'token')):
+        return rm.connection_options(prefix=prefix)
+    return rm.connection_options()
+
+
+def destination(src_ref, dest):
+    dest_ref = ImageReference.parse(dest)
+    if dest_ref.tag or dest_ref.digest:
+        return dest_ref
+    return dest_ref.with_tag(src_ref.tag or 'latest')
+
+
+def run(rm):
+    params = rm.params
+    src_ref = ImageReference.parse(params['src'], default_tag='latest')
+    dest_ref = destination(src_ref, params['dest'])
+    src_client = rm.client(src_ref, side_options(rm, 'src_'))
+    dest_client = rm.client(dest_ref, side_options(rm, 'dest_'))
+    extra, plan, sync, stats = copy_image(
+        src_client, src_ref, dest_client, dest_ref, platforms=params['platforms'], overwrite=params['overwrite'],
+        expected_digest=params['expected_digest'], check_mode=rm.check_mode, workers=params['workers'],
+        retries=params['retries'])
+    result = publish_result(dest_ref, plan, sync, stats, diff_mode=rm.diff_mode)
+    result.update(extra)
+    result['tags'] = sync.results() if sync is not None else []
+    return result
+
+
+def main():
+    rm = RegistryModule(
+        argument_spec={
+            'src': {'type': 'str', 'required': True},
+            'dest': {'type': 'str', 'required': True},
+            'platforms': {'type': 'list', 'elements': 'str'},
+            'overwrite': {'type': 'bool', 'default': True},
+            'expected_digest': {'type': 'str'},
+            'workers': {'type': 'int', 'default': 4},
+            'src_username': {'type': 'str'},
+            'src_password': {'type': 'str', 'no_log': True},
+            'src_token': {'type': 'str', 'no_log': True},
+            'dest_username': {'type': 'str'},
+            'dest_password': {'type': 'str', 'no_log': True},
+            'dest_token': {'type': 'str', 'no_log': True},
+        },
+        mutually_exclusive=[('src_password', 'src_token'), ('src_username', 'src_token'),
+                            ('dest_password', 'dest_token'), ('dest_username', 'dest_token')],
+        required_together=[('src_username', 'src_password'), ('dest_username', 'dest_password')],
+    )
+    rm.run(run)
+
+
+if __name__ == '__main__':
+    main()

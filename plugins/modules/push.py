@@ -1,0 +1,205 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the imagelayers.registry collection
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: push
+short_description: Push an image archive (OCI layout, OCI archive, docker-archive) to a registry, without a daemon
+version_added: 0.1.0
+description:
+  - Pushes the image in O(src) to O(image) over the Registry HTTP API v2, without a container daemon.
+  - O(src) is an OCI image layout directory, an OCI archive tarball (C(podman save --format oci-archive),
+    C(buildah push oci-archive:), C(skopeo copy ... oci-archive:)) or a docker-archive tarball (C(docker save),
+    C(podman save)). Compressed tarballs are extracted to a temporary directory first.
+  - OCI images (and indexes) are pushed as they are, so their digest is kept.
+  - The layers of a docker-archive are uncompressed tars; each is compressed deterministically (gzip level 6,
+    no file name, no timestamp), checked against the image config's C(rootfs.diff_ids), and a Docker schema2
+    manifest is built. The same archive always gives the same digest, so pushing it again changes nothing.
+  - "Order: every blob (skipping what the registry has, verifying the bytes while they are sent), then each child
+    manifest by digest, then the manifest under the tag, last."
+author:
+  - imagelayers maintainers (@imagelayers)
+extends_documentation_fragment:
+  - imagelayers.registry._connection
+attributes:
+  check_mode:
+    support: full
+    description: Reads the archive (compressing docker-archive layers to learn the digest), C(HEAD)s the tag and
+      the blobs, and reports what a real run would upload and write; writes nothing.
+  diff_mode:
+    support: full
+    description: C(before) and C(after) map the tag to its digest; a tag that does not exist is left out.
+options:
+  src:
+    description:
+      - Path of an OCI image layout directory, an OCI archive or a docker-archive tarball on the managed node.
+    type: path
+    required: true
+  image:
+    description:
+      - The destination, C([registry/]repository:tag); without a tag, V(latest).
+      - C([registry/]repository@digest) pushes by digest only; the digest must be the one of the archive's image.
+    type: str
+    required: true
+  archive_image:
+    description:
+      - Which image of an archive holding several to push, by name (a C(RepoTags) entry of a docker-archive, the
+        C(org.opencontainers.image.ref.name) annotation of an OCI layout, for example V(app:1.4.2) or V(1.4.2)) or
+        by index (V(0) is the first). A name is tried first, so a numeric tag such as V(1) selects the image of
+        that name; a number that names no image is an index.
+      - Not needed for an archive with one image; required otherwise.
+    type: str
+  overwrite:
+    description:
+      - Whether the tag may be moved when it exists and points at another digest.
+    type: bool
+    default: true
+  expected_digest:
+    description:
+      - The digest the image to push must have; the task fails before anything is written otherwise.
+    type: str
+  workers:
+    description:
+      - How many blobs are uploaded at once.
+    type: int
+    default: 4
+seealso:
+  - module: imagelayers.registry.copy
+  - module: imagelayers.registry.tag
+'''
+
+EXAMPLES = r'''
+- name: Push an image built with podman
+  imagelayers.registry.push:
+    src: /build/app.oci.tar
+    image: registry.example.com/app:1.4.2
+
+- name: Push one image of a docker save archive holding several
+  imagelayers.registry.push:
+    src: /build/images.tar
+    archive_image: app:1.4.2
+    image: registry.example.com/app:1.4.2
+    overwrite: false
+
+- name: Push an OCI layout directory
+  imagelayers.registry.push:
+    src: /build/oci-layout
+    archive_image: "1.4.2"
+    image: registry.example.com/app:1.4.2
+'''
+
+RETURN = r'''
+image:
+  description: The normalised reference the image was pushed to.
+  returned: always
+  type: str
+  sample: registry.example.com/app:1.4.2
+format:
+  description: What O(src) is.
+  returned: always
+  type: str
+  sample: docker-archive
+  choices: [oci-layout, oci-archive, docker-archive]
+digest:
+  description: The digest of the pushed manifest.
+  returned: always
+  type: str
+  sample: sha256:7e1a4e2d11e2ac7a8c3f768d4166c2defeb09d2a750b010412b6ea13de1efb19
+media_type:
+  description: Media type of the pushed manifest.
+  returned: always
+  type: str
+  sample: application/vnd.docker.distribution.manifest.v2+json
+blobs_copied:
+  description: Blobs uploaded (in check mode, to be uploaded).
+  returned: always
+  type: int
+  sample: 3
+blobs_mounted:
+  description: Always 0 for a push.
+  returned: always
+  type: int
+  sample: 0
+blobs_skipped:
+  description: Blobs the registry already had.
+  returned: always
+  type: int
+  sample: 0
+bytes_transferred:
+  description: Blob bytes uploaded.
+  returned: always
+  type: int
+  sample: 31457280
+manifests_pushed:
+  description: Manifests written.
+  returned: always
+  type: int
+  sample: 1
+images:
+  description: One entry per image manifest of the pushed image (one per platform of an index).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - platform: linux/amd64
+      digest: sha256:7e1a4e2d11e2ac7a8c3f768d4166c2defeb09d2a750b010412b6ea13de1efb19
+      media_type: application/vnd.docker.distribution.manifest.v2+json
+      layers: 3
+      size: 31457280
+tags:
+  description: The tag, with the digest it pointed at before and after (empty for a push by digest).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - tag: "1.4.2"
+      before: null
+      after: sha256:7e1a4e2d11e2ac7a8c3f768d4166c2defeb09d2a750b010412b6ea13de1efb19
+      changed: true
+'''
+
+import shutil
+import tempfile
+
+from ansible_collections.imagelayers.registry.plugins.module_utils._archive import load_image
+from ansible_collections.imagelayers.registry.plugins.module_utils._copy import publish, publish_result
+from ansible_collections.imagelayers.registry.plugins.module_utils._module import RegistryModule
+from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
+from ansible_collections.imagelayers.registry.plugins.module_utils._tagging import check_expected_digest
+
+
+def run(rm):
+    params = rm.params
+    reference = ImageReference.parse(params['image'], default_tag='latest')
+    tmpdir = tempfile.mkdtemp(prefix='push-', dir=rm.module.tmpdir)
+    try:
+        plan, source, kind = load_image(params['src'], tmpdir, params['archive_image'])
+        check_expected_digest(plan.digest, params['expected_digest'], params['src'])
+        sync, stats = publish(rm.client(reference), reference, plan, source, overwrite=params['overwrite'],
+                              check_mode=rm.check_mode, workers=params['workers'], retries=params['retries'])
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    result = publish_result(reference, plan, sync, stats, diff_mode=rm.diff_mode)
+    result['image'] = result.pop('dest')
+    result['format'] = kind
+    result['tags'] = sync.results() if sync is not None else []
+    return result
+
+
+def main():
+    rm = RegistryModule(argument_spec={
+        'src': {'type': 'path', 'required': True},
+        'image': {'type': 'str', 'required': True},
+        'archive_image': {'type': 'str'},
+        'overwrite': {'type': 'bool', 'default': True},
+        'expected_digest': {'type': 'str'},
+        'workers': {'type': 'int', 'default': 4},
+    })
+    rm.run(run)
+
+
+if __name__ == '__main__':
+    main()

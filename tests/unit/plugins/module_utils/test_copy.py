@@ -1,0 +1,249 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""copy: blob uploads (HEAD-skip, mount, Location handling, streamed verification) and the copy plan."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from ansible_collections.imagelayers.registry.plugins.module_utils._copy import copy_image
+from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
+    IntegrityError,
+    InvalidInputError,
+    RegistryError,
+)
+from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
+from ansible_collections.imagelayers.registry.plugins.module_utils._tagging import PreconditionError, TagConflictError
+from ansible_collections.imagelayers.registry.plugins.module_utils._upload import upload_location, with_digest
+from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.fake_registry import (
+    FakeRegistry,
+    client_for,
+)
+
+
+def digest_of(data):
+    return 'sha256:' + hashlib.sha256(data).hexdigest()
+
+
+class UploadTarget:
+    """Destination registry behaviour for a ScriptedServer: uploads, mounts, manifests."""
+
+    def __init__(self, server, location_style='absolute', mountable=None):
+        self.server = server
+        self.blobs = {}
+        self.manifests = {}
+        self.location_style = location_style
+        self.mountable = mountable if mountable is not None else {}  # repository -> set of digests
+        self.count = 0
+        server.handler = self.handle
+
+    def location(self, repository):
+        self.count += 1
+        uid = 'u%d' % self.count
+        if self.location_style == 'absolute':
+            return 'http://%s/v2/%s/blobs/uploads/%s?_state=abc%%3D' % (self.server.host, repository, uid)
+        if self.location_style == 'relative':
+            return '/v2/%s/blobs/uploads/%s?_state=xyz' % (repository, uid)
+        return uid  # a bare upload id
+
+    def handle(self, request):
+        method = request['method']
+        split = urlsplit(request['path'])
+        path = split.path
+        query = parse_qs(split.query)
+        if '/blobs/uploads/' in path:
+            repository = path[len('/v2/'):path.index('/blobs/uploads/')]
+            if method == 'POST':
+                mount = (query.get('mount') or [None])[0]
+                source = (query.get('from') or [None])[0]
+                if mount and mount in self.mountable.get(source, ()):
+                    self.blobs[(repository, mount)] = True
+                    return 201, {'Location': '/v2/%s/blobs/%s' % (repository, mount)}, b''
+                return 202, {'Location': self.location(repository)}, b''
+            if method == 'PUT':
+                digest = query['digest'][0]
+                if digest_of(request['body']) != digest:
+                    return 400, {'Content-Type': 'application/json'}, b'{"errors":[{"code":"DIGEST_INVALID"}]}'
+                self.blobs[(repository, digest)] = True
+                return 201, {'Docker-Content-Digest': digest}, b''
+        if '/blobs/' in path:
+            repository, digest = path[len('/v2/'):].split('/blobs/')
+            return (200 if (repository, digest) in self.blobs else 404), {}, b''
+        if '/manifests/' in path:
+            repository, reference = path[len('/v2/'):].split('/manifests/')
+            if method == 'PUT':
+                digest = digest_of(request['body'])
+                self.manifests[(repository, reference)] = (request['headers'].get('Content-Type'), request['body'])
+                self.manifests[(repository, digest)] = self.manifests[(repository, reference)]
+                return 201, {'Docker-Content-Digest': digest}, b''
+            found = self.manifests.get((repository, reference))
+            if found is None:
+                return 404, {}, b''
+            return 200, {'Content-Type': found[0], 'Docker-Content-Digest': digest_of(found[1])}, found[1]
+        return 404, {}, b''
+
+
+@pytest.fixture
+def source():
+    registry = FakeRegistry()
+    yield registry
+    registry.close()
+
+
+def refs(source, server, src='app:1', dest='prod/app:1'):
+    return ImageReference.parse('%s/%s' % (source.host, src)), ImageReference.parse('%s/%s' % (server.host, dest))
+
+
+def writes(server):
+    return [(r['method'], urlsplit(r['path']).path) for r in server.requests if r['method'] in ('POST', 'PUT')]
+
+
+@pytest.mark.parametrize('style', ['absolute', 'relative', 'bare'])
+def test_cross_registry_copy_uploads_every_blob_then_the_tag_last(source, server, style):
+    digest, config, layers = source.add_image('app', '1', [b'a' * 3000, b'b' * 5000], oci=False)
+    target = UploadTarget(server, location_style=style)
+    src_ref, dest_ref = refs(source, server)
+    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server), dest_ref, workers=2)
+    assert sync.changed and plan.digest == digest == extra['source_digest']
+    assert stats.blobs_copied == 3 and stats.bytes_transferred == 8000 + source_size(source, config)
+    assert target.manifests[('prod/app', '1')][1] == source.manifests[('app', digest)][1]
+    assert writes(server)[-1] == ('PUT', '/v2/prod/app/manifests/1')
+    puts = [r for r in server.requests if r['method'] == 'PUT' and '/blobs/uploads/' in r['path']]
+    assert len(puts) == 3
+    for put in puts:
+        query = parse_qs(urlsplit(put['path']).query)
+        assert query['digest'][0] == digest_of(put['body'])
+        if style != 'bare':
+            assert '_state' in query  # the registry's own query string is kept
+
+
+def source_size(source, digest):
+    return len(source.blobs[digest])
+
+
+def test_upload_location_and_digest_query():
+    assert upload_location('a/b', 'abc') == '/v2/a/b/blobs/uploads/abc'
+    assert upload_location('a/b', '/v2/a/b/blobs/uploads/abc?x=1') == '/v2/a/b/blobs/uploads/abc?x=1'
+    assert with_digest('/v2/a/uploads/x?_state=1', 'sha256:ab') == '/v2/a/uploads/x?_state=1&digest=sha256:ab'
+    assert with_digest('https://h/v2/a/uploads/x', 'sha256:ab') == 'https://h/v2/a/uploads/x?digest=sha256:ab'
+    with pytest.raises(RegistryError):
+        upload_location('a', None)
+
+
+def test_existing_blobs_are_skipped_and_an_existing_tag_costs_only_heads(source, server):
+    digest, config, layers = source.add_image('app', '1', [b'a' * 100], oci=True)
+    target = UploadTarget(server)
+    target.blobs[('prod/app', layers[0])] = True
+    src_ref, dest_ref = refs(source, server)
+    dummy, dummy, sync, stats = copy_image(client_for(source), src_ref, client_for(server), dest_ref)
+    assert (stats.blobs_skipped, stats.blobs_copied, stats.manifests_pushed) == (1, 1, 1)
+    server.requests[:] = []
+    source.requests[:] = []
+    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server), dest_ref)
+    assert not sync.changed and stats.to_dict() == {'blobs_copied': 0, 'blobs_mounted': 0, 'blobs_skipped': 0,
+                                                    'bytes_transferred': 0, 'manifests_pushed': 0}
+    assert set(r['method'] for r in server.requests + source.requests) == {'HEAD'}
+
+
+def test_mount_201_is_done_and_202_falls_back_to_an_upload(source, server):
+    # Same registry: source and destination are both the scripted server's host.
+    digest, config, layers = source.add_image('app', '1', [b'x' * 64, b'y' * 64])
+    target = UploadTarget(server, mountable={'dev/app': {config, layers[0]}})
+    for key, (media_type, data) in list(source.manifests.items()):
+        target.manifests[('dev/app', key[1])] = (media_type, data)
+    # The 202 case streams from the source: serve its blob GETs from the fake registry's bytes.
+    handle = target.handle
+
+    def handler(request):
+        path = urlsplit(request['path']).path
+        if request['method'] == 'GET' and path.startswith('/v2/dev/app/blobs/'):
+            data = source.blobs[path.rsplit('/', 1)[1]]
+            return 200, {'Content-Type': 'application/octet-stream'}, data
+        return handle(request)
+    server.handler = handler
+    src_ref = ImageReference.parse('%s/dev/app:1' % server.host)
+    dest_ref = ImageReference.parse('%s/prod/app:1' % server.host)
+    client = client_for(server)
+    dummy, dummy, sync, stats = copy_image(client, src_ref, client, dest_ref, workers=1)
+    assert (stats.blobs_mounted, stats.blobs_copied, stats.bytes_transferred) == (2, 1, 64)
+    mounts = [r for r in server.requests if r['method'] == 'POST' and 'mount=' in r['path']]
+    assert len(mounts) == 3 and all('from=dev/app' in r['path'] for r in mounts)
+
+
+def test_a_corrupted_source_blob_fails_before_the_tag_is_written(source, server):
+    digest, config, layers = source.add_image('app', '1', [b'z' * 4096])
+    target = UploadTarget(server)
+    source.fault = lambda request: {'corrupt': 10} if layers[0] in request['path'] and request['method'] == 'GET' \
+        else None
+    src_ref, dest_ref = refs(source, server)
+    with pytest.raises(IntegrityError) as caught:
+        copy_image(client_for(source), src_ref, client_for(server), dest_ref, workers=1)
+    assert layers[0] in caught.value.msg
+    assert not any('/manifests/' in path for method, path in writes(server))
+    assert ('prod/app', layers[0]) not in target.blobs
+
+
+def test_platform_subset_writes_a_new_index_or_the_single_manifest(source, server):
+    amd, c1, l1 = source.add_image('app', None, [b'1' * 10], platform=('linux', 'amd64', None))
+    arm, c2, l2 = source.add_image('app', None, [b'2' * 10], platform=('linux', 'arm64', 'v8'))
+    arm7, c3, l3 = source.add_image('app', None, [b'3' * 10], platform=('linux', 'arm', 'v7'))
+    index = source.add_index('app', '1', [(amd, ('linux', 'amd64', None)), (arm, ('linux', 'arm64', 'v8')),
+                                          (arm7, ('linux', 'arm', 'v7'))])
+    target = UploadTarget(server)
+    src_ref, dest_ref = refs(source, server, dest='sub/app:1')
+    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server), dest_ref,
+                                          platforms=['linux/arm64', 'linux/amd64'])
+    assert extra['digest_changed'] and plan.digest != index
+    written = json.loads(target.manifests[('sub/app', '1')][1])
+    assert [m['digest'] for m in written['manifests']] == [amd, arm]  # the index's order
+    assert ('sub/app', l3[0]) not in target.blobs and stats.manifests_pushed == 3
+    # Again: unchanged.
+    extra, plan2, sync, stats = copy_image(client_for(source), src_ref, client_for(server), dest_ref,
+                                           platforms=['linux/arm64', 'linux/amd64'])
+    assert not sync.changed and plan2.digest == plan.digest
+    # One platform: its image manifest.
+    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server),
+                                          ImageReference.parse('%s/one/app:1' % server.host), platforms=['linux/arm/v7'])
+    assert plan.digest == arm7 and extra['digest_changed']
+    with pytest.raises(InvalidInputError, match='linux/s390x'):
+        copy_image(client_for(source), src_ref, client_for(server), dest_ref, platforms=['linux/s390x'])
+
+
+def test_every_platform_by_default_children_by_digest_before_the_index(source, server):
+    amd, c1, l1 = source.add_image('app', None, [b'1' * 10], platform=('linux', 'amd64', None))
+    arm, c2, l2 = source.add_image('app', None, [b'2' * 10], platform=('linux', 'arm64', 'v8'))
+    index = source.add_index('app', '1', [(amd, ('linux', 'amd64', None)), (arm, ('linux', 'arm64', 'v8'))])
+    UploadTarget(server)
+    src_ref, dest_ref = refs(source, server)
+    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server), dest_ref)
+    assert plan.digest == index and not extra['digest_changed']
+    manifest_puts = [path for method, path in writes(server) if '/manifests/' in path]
+    assert sorted(manifest_puts[:2]) == sorted(['/v2/prod/app/manifests/' + amd, '/v2/prod/app/manifests/' + arm])
+    assert manifest_puts[2:] == ['/v2/prod/app/manifests/1']
+    assert [i['platform'] for i in plan.images] == ['linux/amd64', 'linux/arm64/v8']
+
+
+def test_overwrite_false_and_expected_digest_fail_before_any_write(source, server):
+    digest, config, layers = source.add_image('app', '1', [b'a'])
+    other, dummy, dummy = source.add_image('app', '2', [b'b'])
+    target = UploadTarget(server)
+    target.manifests[('prod/app', '1')] = source.manifests[('app', other)]
+    src_ref, dest_ref = refs(source, server)
+    with pytest.raises(TagConflictError):
+        copy_image(client_for(source), src_ref, client_for(server), dest_ref, overwrite=False)
+    with pytest.raises(PreconditionError):
+        copy_image(client_for(source), src_ref, client_for(server), dest_ref, expected_digest=other)
+    assert writes(server) == []
+
+
+def test_check_mode_writes_nothing_and_reports_the_plan(source, server):
+    digest, config, layers = source.add_image('app', '1', [b'a' * 10, b'b' * 20])
+    UploadTarget(server)
+    src_ref, dest_ref = refs(source, server)
+    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server), dest_ref, check_mode=True)
+    assert sync.changed and stats.blobs_copied == 3 and stats.manifests_pushed == 1
+    assert writes(server) == []
