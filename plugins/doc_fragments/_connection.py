@@ -47,6 +47,29 @@ options:
       - When not set, the system trust store is used, or the bundle named by E(REQUESTS_CA_BUNDLE).
       - If not set, the value of the E(IMAGELAYERS_REGISTRY_CA_PATH) environment variable is used.
     type: path
+  client_cert:
+    description:
+      - A PEM file with the client certificate to present for mutual TLS (a registry that sets C(http.tls.clientcas)).
+      - It may also hold the private key; otherwise give O(client_key).
+      - If not set, the value of the E(IMAGELAYERS_REGISTRY_CLIENT_CERT) environment variable is used.
+    type: path
+  client_key:
+    description:
+      - The unencrypted PEM private key of O(client_cert). Requires O(client_cert).
+      - If not set, the value of the E(IMAGELAYERS_REGISTRY_CLIENT_KEY) environment variable is used.
+    type: path
+  config_path:
+    description:
+      - A Docker C(config.json) or containers C(auth.json) file to take the registry credentials from, instead of
+        the default locations.
+      - Used only when neither O(username) nor O(token) is given. Without it, credentials are looked up in
+        C($DOCKER_CONFIG/config.json) (else C(~/.docker/config.json)), then in C($REGISTRY_AUTH_FILE) (else
+        C($XDG_RUNTIME_DIR/containers/auth.json)); a registry found nowhere is accessed anonymously.
+      - In those files C(credHelpers) and C(credsStore) run C(docker-credential-<name> get); C(auths) entries may
+        hold C(auth), C(username)/C(password), C(identitytoken) (exchanged with an OAuth2 refresh-token grant) or
+        C(registrytoken). See the collection's C(docs/authentication.md).
+      - If not set, the value of the E(IMAGELAYERS_REGISTRY_CONFIG_PATH) environment variable is used.
+    type: path
   timeout:
     description:
       - Seconds to wait for a connection or for the next bytes of an answer, on every request.
@@ -63,7 +86,10 @@ notes:
   - Requests go straight to the registry's HTTP API (Registry HTTP API v2 / OCI Distribution); no container
     daemon or CLI is needed.
   - The proxy variables (E(https_proxy), E(http_proxy), E(no_proxy)) are honoured. Credentials in C(~/.netrc)
-    are not used; give them with the options above.
+    are not used; give them with the options above or in a Docker C(config.json) or containers C(auth.json).
+  - Credentials are looked up in this order, the first found wins - O(username)/O(password) or O(token), then
+    Docker's C(config.json) (C(credHelpers), C(credsStore), C(auths)), then containers C(auth.json), else
+    anonymous access.
 requirements:
   - requests
 '''

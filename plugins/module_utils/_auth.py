@@ -32,11 +32,18 @@ TOKEN_EXPIRY_MARGIN = 5
 class Credentials:
     """What a user gave us for one registry. Never rendered in output."""
 
-    def __init__(self, username=None, password=None, token=None, source=None):
+    def __init__(self, username=None, password=None, token=None, source=None, identity_token=None):
         self.username = username
         self.password = password
         self.token = token
+        # An OAuth2 refresh token ("identitytoken" in Docker's config.json), exchanged at the
+        # token realm with grant_type=refresh_token.
+        self.identity_token = identity_token
         self.source = source
+
+    @property
+    def is_empty(self):
+        return not (self.username or self.password or self.token or self.identity_token)
 
     @property
     def has_basic(self):
@@ -47,7 +54,11 @@ class Credentials:
         return 'Basic ' + base64.b64encode(raw).decode('ascii')
 
     def secrets(self):
-        return [s for s in (self.password, self.token) if s]
+        return [s for s in (self.password, self.token, self.identity_token) if s]
+
+    def describe(self):
+        """Where these credentials came from, for error messages (never the secret itself)."""
+        return self.source or 'module options'
 
 
 def parse_challenges(header):
@@ -77,6 +88,14 @@ def parse_challenges(header):
 
 def scope_for(repository, actions):
     return 'repository:%s:%s' % (repository, actions)
+
+
+def mount_scopes(source_repository, destination_repository):
+    """The scopes of a cross-repository blob mount: pull,push on the destination, pull on the source.
+
+    Ask for both in one token: the registry checks the source pull right when it mounts.
+    """
+    return [scope_for(destination_repository, 'pull,push'), scope_for(source_repository, 'pull')]
 
 
 class Authenticator:
@@ -131,6 +150,11 @@ class Authenticator:
         for scheme, params in challenges:
             if scheme == 'basic':
                 self.scheme = 'basic'
+                if self.credentials.identity_token and not self.credentials.has_basic:
+                    raise AuthenticationError(
+                        'The registry %s asks for a username and password (HTTP Basic), but the credentials from '
+                        '%s are an identity token, which only a Bearer token service accepts'
+                        % (self.host, self.credentials.describe()), status=401, url=url)
                 if not self.credentials.has_basic:
                     raise AuthenticationError(
                         'The registry %s requires a username and password (HTTP Basic), and none were given'

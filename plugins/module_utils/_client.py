@@ -18,6 +18,7 @@ import json
 from ansible_collections.imagelayers.registry.plugins.module_utils._auth import scope_for
 from ansible_collections.imagelayers.registry.plugins.module_utils._digest import validate_digest, verify_bytes
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
+    AuthenticationError,
     IntegrityError,
     NotFoundError,
     RegistryHTTPError,
@@ -61,6 +62,16 @@ class RegistryClient:
                                         headers={'Accept': ACCEPT}, what='HEAD manifest %s:%s' % (repository, reference))
         except NotFoundError:
             return None
+        except AuthenticationError as error:
+            if error.status != 403:
+                raise
+            # Some registries answer 403 to a HEAD of an absent tag; a HEAD has no body to tell
+            # "denied" from "unknown", a GET does (and raises the real error when denied).
+            try:
+                manifest = self.get_manifest(repository, reference)
+            except NotFoundError:
+                return None
+            return {'digest': manifest.digest, 'media_type': manifest.media_type, 'size': manifest.size}
         response.close()
         digest = response.headers.get('Docker-Content-Digest')
         if digest:

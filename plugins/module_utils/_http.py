@@ -22,7 +22,7 @@ import time
 import traceback
 from urllib.parse import urlencode, urljoin, urlsplit
 
-from ansible_collections.imagelayers.registry.plugins.module_utils._auth import Authenticator
+from ansible_collections.imagelayers.registry.plugins.module_utils._auth import Authenticator, Credentials
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
     AuthenticationError,
     NotFoundError,
@@ -61,12 +61,29 @@ NOT_FOUND_CODES = frozenset(('MANIFEST_UNKNOWN', 'NAME_UNKNOWN', 'BLOB_UNKNOWN',
 class ConnectionOptions:
     """The shared connection options of every module and plugin."""
 
-    def __init__(self, credentials=None, validate_certs=True, ca_path=None, timeout=60.0, retries=3):
+    def __init__(self, credentials=None, validate_certs=True, ca_path=None, timeout=60.0, retries=3,
+                 client_cert=None, client_key=None):
         self.credentials = credentials
         self.validate_certs = validate_certs
         self.ca_path = ca_path
         self.timeout = float(timeout)
         self.retries = int(retries)
+        self.client_cert = client_cert
+        self.client_key = client_key
+
+    @property
+    def cert(self):
+        """The client certificate for mutual TLS, as requests takes it (None, a path or (cert, key))."""
+        if not self.client_cert:
+            return None
+        return (self.client_cert, self.client_key) if self.client_key else self.client_cert
+
+    def with_credentials(self, credentials):
+        """A copy of these options with other credentials (the rest is shared)."""
+        copy = ConnectionOptions(credentials=credentials, validate_certs=self.validate_certs, ca_path=self.ca_path,
+                                 timeout=self.timeout, retries=self.retries, client_cert=self.client_cert,
+                                 client_key=self.client_key)
+        return copy
 
     @property
     def verify(self):
@@ -178,7 +195,8 @@ class HTTPSession:
             response = self.session.request(
                 current_method, current_url, headers=hop_headers, data=data if hop == 0 else None,
                 stream=True, allow_redirects=False, timeout=(options.timeout, options.timeout),
-                verify=_environment_verify(options.verify), proxies=self._proxies_for(current_url))
+                verify=_environment_verify(options.verify), proxies=self._proxies_for(current_url),
+                cert=getattr(options, 'cert', None))
             if response.status_code not in REDIRECT_STATUSES or 'Location' not in response.headers:
                 return response
             location = urljoin(current_url, response.headers['Location'])
@@ -248,6 +266,8 @@ class RegistryAPI:
                 raise self._tls_error(exc, url)
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
                     requests.exceptions.ChunkedEncodingError) as exc:
+                if _is_client_certificate_problem(exc):
+                    raise self._tls_error(exc, url)  # the server refused our (missing) client certificate
                 last_problem = _describe_exception(exc)
                 if attempt < max_attempts:
                     self.http.sleep(self._backoff(attempt))
@@ -273,6 +293,11 @@ class RegistryAPI:
                 return response
             error = error_from_response(response, method, url, attempts=attempt, what=what)
             response.close()
+            if error.status in (401, 403) and self.auth.scheme == 'bearer' and scopes:
+                credentials = self.auth.credentials
+                who = ('anonymous access' if credentials.is_empty
+                       else 'the credentials from %s' % credentials.describe())
+                error.msg += '. The token service did not grant %s to %s' % (' '.join(scopes), who)
             raise error
 
     def _absolute(self, path):
@@ -295,18 +320,25 @@ class RegistryAPI:
         """
         https_url = 'https://%s%s' % (self.api_host, path)
         http_url = 'http://%s%s' % (self.api_host, path)
-        if self.options.ca_path or (self.auth.credentials and self.auth.credentials.token):
+        if (self.options.ca_path or getattr(self.options, 'client_cert', None)
+                or (self.auth.credentials and self.auth.credentials.token)):
             try:
                 response = self.http.send(method, https_url, headers, self.options, data=data,
                                           auth_host=self.api_host)
                 self.scheme = 'https'
                 return response
             except requests.exceptions.SSLError as exc:
-                if _is_certificate_problem(exc):
+                if _is_certificate_problem(exc) or _is_client_certificate_problem(exc):
                     self.scheme = 'https'
                     raise
+                tls_error = exc
+            response = self.http.send(method, http_url, headers, self.options, data=data, auth_host=self.api_host)
+            if _is_plain_http_to_tls_answer(response):
+                # A TLS server after all: the handshake problem is the one to report.
+                self.scheme = 'https'
+                raise tls_error
             self.scheme = 'http'
-            return self.http.send(method, http_url, headers, self.options, data=data, auth_host=self.api_host)
+            return response
         try:
             response = self.http.send(method, http_url, headers, self.options, data=data, auth_host=self.api_host)
         except requests.exceptions.ConnectionError:
@@ -331,12 +363,12 @@ class RegistryAPI:
         previous_scheme = self.auth.scheme
         challenge_scopes = self.auth.learn(header, url)
         if self.auth.credentials.token:
-            raise AuthenticationError('The registry %s refused the given token (HTTP 401)' % self.api_host,
-                                      status=401, url=url)
+            raise AuthenticationError('The registry %s refused the given token (from %s) (HTTP 401)'
+                                      % (self.api_host, self.auth.credentials.describe()), status=401, url=url)
         if self.auth.scheme == 'basic':
             if previous_scheme == 'basic':
-                raise AuthenticationError('The registry %s refused the username and password (HTTP 401)'
-                                          % self.api_host, status=401, url=url)
+                raise AuthenticationError('The registry %s refused the username and password (from %s) (HTTP 401)'
+                                          % (self.api_host, self.auth.credentials.describe()), status=401, url=url)
             return True
         wanted = list(scopes or ())
         for scope in challenge_scopes:
@@ -360,14 +392,30 @@ class RegistryAPI:
             headers['Authorization'] = credentials.basic_header()
         realm_host = urlsplit(realm).netloc
         try:
-            response = self.http.send('GET', url, headers, self.options, auth_host=realm_host)
+            response = None
+            if credentials.identity_token:
+                response = self._oauth_token_request(realm, scopes, realm_host)
+                if response.status_code == 404:
+                    # No OAuth2 endpoint at the realm: the classic GET, with the identity token as password.
+                    response.close()
+                    headers['Authorization'] = Credentials(
+                        username=credentials.username or '<token>', password=credentials.identity_token).basic_header()
+                    response = None
+            if response is None:
+                response = self.http.send('GET', url, headers, self.options, auth_host=realm_host)
         except requests.exceptions.SSLError as exc:
             raise self._tls_error(exc, realm)
         except requests.exceptions.RequestException as exc:
             raise TransportError('Could not reach the token service %s of registry %s: %s'
                                  % (redact_url(realm), self.api_host, _describe_exception(exc)), url=realm)
         if response.status_code != 200:
-            who = 'the given credentials' if credentials.has_basic else 'anonymous access'
+            response.close()
+            if credentials.identity_token:
+                who = 'the identity token from %s' % credentials.describe()
+            elif credentials.has_basic:
+                who = 'the given credentials (from %s)' % credentials.describe()
+            else:
+                who = 'anonymous access'
             raise AuthenticationError(
                 'The token service %s of registry %s refused %s for %s (HTTP %d)'
                 % (redact_url(realm), self.api_host, who, ' '.join(scopes) or 'the registry', response.status_code),
@@ -382,6 +430,18 @@ class RegistryAPI:
                                       % (redact_url(realm), self.api_host), url=realm)
         self.auth.store_token(scopes, token, body.get('expires_in'))
 
+    def _oauth_token_request(self, realm, scopes, realm_host):
+        """The OAuth2 refresh-token grant (what ``docker login`` stores as an identity token)."""
+        credentials = self.auth.credentials
+        form = [('grant_type', 'refresh_token'), ('refresh_token', credentials.identity_token),
+                ('client_id', 'imagelayers.registry')]
+        if self.auth.service:
+            form.append(('service', self.auth.service))
+        if scopes:
+            form.append(('scope', ' '.join(scopes)))
+        headers = {'Accept': 'application/json', 'Content-Type': 'application/x-www-form-urlencoded'}
+        return self.http.send('POST', realm, headers, self.options, data=urlencode(form), auth_host=realm_host)
+
     def _tls_error(self, exc, url):
         host = urlsplit(url).netloc or self.api_host
         if _is_certificate_problem(exc):
@@ -390,6 +450,12 @@ class RegistryAPI:
                    'for a registry you trust' % (host, _describe_exception(exc)))
         else:
             msg = 'TLS connection to %s failed: %s' % (host, _describe_exception(exc))
+            if getattr(self.options, 'client_cert', None):
+                msg += ('. Check that the server accepts the client certificate given with client_cert '
+                        '(signed by a CA it trusts for clients) and that client_key is its key')
+            elif _is_client_certificate_problem(exc):
+                msg += '. The server wants a client certificate: give client_cert and client_key'
+
         return TransportError(msg, url=url, attempts=1)
 
 
@@ -404,6 +470,12 @@ def _is_plain_http_to_tls_answer(response):
     return b'https' in body.lower()
 
 
+def _is_client_certificate_problem(exc):
+    text = str(exc).lower()
+    return 'certificate required' in text or 'bad certificate' in text or 'unknown ca' in text or \
+        'certificate_required' in text
+
+
 def _is_certificate_problem(exc):
     text = str(exc)
     return 'CERTIFICATE_VERIFY_FAILED' in text or 'certificate verify failed' in text or 'hostname' in text.lower()
@@ -415,7 +487,7 @@ def _describe_exception(exc):
     # requests wraps urllib3 errors that wrap the socket error: take the innermost readable one.
     for dummy in range(4):
         inner = getattr(reason, 'reason', None) or (reason.args[0] if getattr(reason, 'args', None) else None)
-        if inner is None or inner is reason or isinstance(inner, str):
+        if inner is None or inner is reason or not isinstance(inner, BaseException):
             break
         reason = inner
     text = str(reason)

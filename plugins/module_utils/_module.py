@@ -11,10 +11,13 @@ The options built here are exactly the ones documented by the doc fragment
 
 from __future__ import annotations
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
 from ansible_collections.imagelayers.registry.plugins.module_utils._auth import Credentials
 from ansible_collections.imagelayers.registry.plugins.module_utils._client import RegistryClient
+from ansible_collections.imagelayers.registry.plugins.module_utils._credentials import lookup as lookup_credentials
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
     InvalidInputError,
     RegistryError,
@@ -36,6 +39,9 @@ def connection_argument_spec():
         'validate_certs': {'type': 'bool', 'default': True,
                            'fallback': (env_fallback, ['IMAGELAYERS_REGISTRY_VALIDATE_CERTS'])},
         'ca_path': {'type': 'path', 'fallback': (env_fallback, ['IMAGELAYERS_REGISTRY_CA_PATH'])},
+        'client_cert': {'type': 'path', 'fallback': (env_fallback, ['IMAGELAYERS_REGISTRY_CLIENT_CERT'])},
+        'client_key': {'type': 'path', 'fallback': (env_fallback, ['IMAGELAYERS_REGISTRY_CLIENT_KEY'])},
+        'config_path': {'type': 'path', 'fallback': (env_fallback, ['IMAGELAYERS_REGISTRY_CONFIG_PATH'])},
         'timeout': {'type': 'float', 'default': 60.0},
         'retries': {'type': 'int', 'default': 3},
     }
@@ -67,6 +73,7 @@ class RegistryModule:
         self.diff_mode = self.module._diff
         self.http = HTTPSession()
         self._warnings = []
+        self._stored_credentials = {}
 
     def connection_options(self, prefix=''):
         """ConnectionOptions from the module's parameters (``prefix`` selects per-side options)."""
@@ -83,12 +90,46 @@ class RegistryModule:
             token=params.get(prefix + 'token'),
             source='module options' if params.get(prefix + 'username') or params.get(prefix + 'token') else None,
         )
+        client_cert, client_key = params.get('client_cert'), params.get('client_key')
+        if client_key and not client_cert:
+            raise InvalidInputError('client_key needs client_cert (the client certificate it belongs to)')
+        for name, path in (('ca_path', params.get('ca_path')), ('client_cert', client_cert),
+                           ('client_key', client_key)):
+            if path and not os.path.isfile(path):
+                raise InvalidInputError('%s %s %s' % (
+                    name, path, 'is not a file' if os.path.exists(path) else 'does not exist'))
+            if path and not os.access(path, os.R_OK):
+                raise InvalidInputError('%s %s is not readable' % (name, path))
         return ConnectionOptions(credentials=credentials, validate_certs=params['validate_certs'],
-                                 ca_path=params['ca_path'], timeout=timeout, retries=retries)
+                                 ca_path=params['ca_path'], timeout=timeout, retries=retries,
+                                 client_cert=client_cert, client_key=client_key)
+
+    def stored_credentials(self, reference):
+        """Credentials for ``reference`` from config.json, a credential helper or auth.json (None: anonymous).
+
+        Looked up once per registry and repository in a run (a helper runs once).
+        """
+        key = (reference.registry, reference.repository)
+        if key not in self._stored_credentials:
+            self._stored_credentials[key] = lookup_credentials(
+                reference.registry, reference.repository, config_path=self.params.get('config_path'))
+            found = self._stored_credentials[key]
+            if found is not None:
+                # Masked like no_log options, should anything ever echo them.
+                self.module.no_log_values.update(found.secrets())
+        return self._stored_credentials[key]
 
     def client(self, reference, options=None):
-        """A RegistryClient for the registry of ``reference`` on this run's HTTP session."""
-        return RegistryClient.for_reference(self.http, reference, options or self.connection_options())
+        """A RegistryClient for the registry of ``reference`` on this run's HTTP session.
+
+        Without credentials in the options, stored ones are looked up for the reference's registry.
+        """
+        options = options or self.connection_options()
+        if options.credentials is None or options.credentials.is_empty:
+            stored = self.stored_credentials(reference)
+            if stored is not None:
+                options = options.with_credentials(stored)
+        return RegistryClient.for_reference(self.http, reference, options)
 
     def warn(self, message):
         self.module.warn(message)

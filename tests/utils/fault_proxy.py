@@ -19,7 +19,10 @@ Rule fields::
              status    answer ``status`` (with ``headers`` and ``body``) without asking upstream
              redirect  answer ``status`` (default 307) with Location = ``location``; in it ``{path}`` is the
                        request path+query, ``{backend}`` is http://localhost:PORT/__backend__ (the proxy's
-                       "storage backend": another host name, serving what upstream serves)
+                       "storage backend": another host name, serving what upstream serves); with
+                       ``presign: true`` a ``X-Presigned`` query parameter is added (like an S3 pre-signed URL)
+                       and the backend uses the redirected request's Authorization upstream, so a registry
+                       with auth can sit behind it while the client sends the backend none
     after:   bytes of body sent before a truncate
     extra:   bytes (zeros) appended to the body, Content-Length grown to match (an overlong body)
     delay:   seconds to wait before answering
@@ -46,6 +49,7 @@ import http.client
 import http.server
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -173,6 +177,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if action == 'redirect':
             location = rule.get('location', '{backend}{path}').format(
                 path=self.path, backend='http://localhost:%d%s' % (self.server.server_address[1], BACKEND_PREFIX))
+            if rule.get('presign'):
+                ticket = '%016x' % random.getrandbits(64)
+                self.server.presigned[ticket] = self.headers.get('Authorization')
+                location += ('&' if '?' in location else '?') + 'X-Presigned=' + ticket
             status = int(rule.get('status', 307))
             self.send_response(status)
             self.send_header('Location', location)
@@ -186,6 +194,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             # A storage backend serves the blob without registry credentials.
             headers.pop('Authorization', None)
             headers['Host'] = self.server.upstream
+            match = re.search(r'[?&]X-Presigned=([0-9a-f]+)$', upstream_path)
+            if match:
+                upstream_path = upstream_path[:match.start()]
+                if self.server.presigned.get(match.group(1)):
+                    headers['Authorization'] = self.server.presigned[match.group(1)]
         if body is not None:
             headers['Content-Length'] = str(len(body))
         upstream = http.client.HTTPConnection(self.server.upstream, timeout=self.server.timeout)
@@ -277,6 +290,7 @@ def serve(args):
     os.makedirs(args.state, exist_ok=True)
     server = Server((host, int(port)), Handler)
     server.upstream = args.upstream
+    server.presigned = {}
     server.timeout = args.timeout
     server.rules = Rules(os.path.join(args.state, 'rules.json'))
     server.log_path = os.path.join(args.state, 'log.jsonl')
