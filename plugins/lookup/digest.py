@@ -1,0 +1,182 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the imagelayers.registry collection
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+name: digest
+short_description: Resolve image references to their manifest digests, for pinning images by digest
+version_added: 0.1.0
+author:
+  - imagelayers maintainers (@imagelayers)
+description:
+  - Returns the manifest digest of each image reference, asking the registry over the Registry HTTP API v2
+    on the controller; no container daemon is needed.
+  - For a multi-platform image (OCI index or Docker manifest list) this is the digest of the index, which is
+    what C(docker pull app@DIGEST) and Kubernetes need to pull the right platform everywhere. With
+    O(platform), it is the digest of that platform's image manifest instead.
+  - The digest comes from a C(HEAD) request (the C(Docker-Content-Digest) header), which registries such as
+    Docker Hub do not count as a pull; when the registry sends no digest header, the manifest is fetched and
+    its digest computed from the bytes. With O(platform), the index and the image are fetched and verified
+    against their digests.
+  - A reference that is not in the registry fails the lookup with a message naming it, unless O(on_missing)
+    says otherwise; C(errors='ignore') on the lookup call turns every failure into an empty value.
+extends_documentation_fragment:
+  - imagelayers.registry._connection_plugin
+options:
+  _terms:
+    description:
+      - Image references, C([registry/]repository[:tag][@digest]).
+      - Without a tag or digest, V(latest) is used. A name without a registry host refers to Docker Hub.
+      - A reference with a digest is checked to exist, and its digest returned.
+    type: list
+    elements: str
+    required: true
+  platform:
+    description:
+      - Return the digest of this platform's image manifest, as C(os/architecture[/variant]), for example
+        V(linux/amd64) or V(linux/arm64/v8), instead of the index digest.
+      - For a single-platform image, the image's platform must match, else the lookup fails.
+    type: str
+  on_missing:
+    description:
+      - What to do for a reference whose repository, tag or digest does not exist.
+      - V(error) fails the lookup, V(warn) returns an empty string for it with a warning, V(ignore) returns
+        an empty string for it silently. The other references are resolved either way.
+      - Authentication, TLS and connection errors always fail the lookup.
+    type: str
+    choices: [error, warn, ignore]
+    default: error
+notes:
+  - The lookup runs once per template evaluation; register the result with M(ansible.builtin.set_fact) when
+    several tasks need the same digest.
+'''
+
+EXAMPLES = r'''
+- name: Pin an image by digest in a Kubernetes manifest
+  ansible.builtin.set_fact:
+    app_image: "registry.example.com/app@{{ lookup('imagelayers.registry.digest', 'registry.example.com/app:1.4.2') }}"
+
+- name: Digests of several images at once, in the order given
+  ansible.builtin.debug:
+    msg: "{{ query('imagelayers.registry.digest', 'registry.example.com/app:1.4.2', 'registry.example.com/worker:1.4.2') }}"
+
+- name: The arm64 image of a multi-platform image, with credentials from variables
+  ansible.builtin.debug:
+    msg: "{{ lookup('imagelayers.registry.digest', 'registry.example.com/app:1.4.2', platform='linux/arm64') }}"
+  vars:
+    imagelayers_registry_username: ci
+    imagelayers_registry_password: "{{ registry_password }}"
+
+- name: An empty string instead of a failure when the tag does not exist (yet)
+  ansible.builtin.debug:
+    msg: "{{ lookup('imagelayers.registry.digest', 'registry.example.com/app:next', on_missing='ignore') or 'not pushed yet' }}"
+'''
+
+RETURN = r'''
+_raw:
+  description:
+    - One digest per reference, in the order of the references, as C(algorithm:hex).
+    - An empty string for a missing reference when O(on_missing) is V(warn) or V(ignore).
+  type: list
+  elements: str
+  sample:
+    - sha256:7e1a4e2d11e2ac7a8c3f768d4166c2defeb09d2a750b010412b6ea13de1efb19
+'''
+
+from ansible.errors import AnsibleLookupError
+from ansible.module_utils.basic import missing_required_lib
+from ansible.plugins.lookup import LookupBase
+from ansible.utils.display import Display
+
+from ansible_collections.imagelayers.registry.plugins.module_utils._client import RegistryClient
+from ansible_collections.imagelayers.registry.plugins.module_utils._errors import InvalidInputError, RegistryError
+from ansible_collections.imagelayers.registry.plugins.module_utils._http import HAS_REQUESTS, HTTPSession
+from ansible_collections.imagelayers.registry.plugins.module_utils._inspect import inspect_image
+from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import Platform
+from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
+from ansible_collections.imagelayers.registry.plugins.plugin_utils._options import (
+    connection_options,
+    has_credentials,
+    options_for,
+)
+
+display = Display()
+
+
+def _references(terms):
+    references = []
+    for term in terms:
+        if not isinstance(term, str):
+            raise InvalidInputError('Invalid image reference %r: expected a string like "registry/repository:tag"'
+                                    % (term,))
+        references.append(ImageReference.parse(term, default_tag='latest'))
+    return references
+
+
+def resolve_digests(http, references, options, platform=None, warn=None, config_path=None):
+    """Digest (or None when missing) of each reference, in order; each distinct reference asked once."""
+    if has_credentials(options):
+        hosts = sorted(set(r.api_host for r in references))
+        if len(hosts) > 1:
+            raise InvalidInputError(
+                'Credentials are set, and the references name %d registries (%s); credentials are only sent to '
+                'one registry per lookup, so look up the images of each registry separately'
+                % (len(hosts), ', '.join(hosts)))
+    clients = {}
+    stored = {}
+    found = {}
+    results = []
+    for reference in references:
+        if reference.name not in found:
+            # One client (and auth state) per registry and repository: stored credentials may differ per repository.
+            key = (reference.api_host, reference.repository)
+            client = clients.get(key)
+            if client is None:
+                client_options = options_for(options, reference, config_path=config_path, cache=stored)
+                client = clients[key] = RegistryClient.for_reference(http, reference, client_options)
+            if platform is None:
+                head = client.resolve(reference.repository, reference.reference)
+                found[reference.name] = head['digest'] if head else None
+            else:
+                described = inspect_image(client, reference, platform=platform, warn=warn)
+                found[reference.name] = described.get('image_digest') if described.get('exists') else None
+        results.append(found[reference.name])
+    return results
+
+
+class LookupModule(LookupBase):
+
+    def run(self, terms, variables=None, **kwargs):
+        self.set_options(var_options=variables, direct=kwargs)
+        if not HAS_REQUESTS:
+            raise AnsibleLookupError(missing_required_lib('requests'))
+        on_missing = self.get_option('on_missing')
+        http = None
+        try:
+            options = connection_options(self.get_option, source='lookup options')
+            references = _references(self._flatten(terms))
+            platform = self.get_option('platform')
+            platform = Platform.parse(platform) if platform else None
+            http = HTTPSession()
+            digests = resolve_digests(http, references, options, platform=platform, warn=display.warning,
+                                      config_path=self.get_option('config_path'))
+        except RegistryError as error:
+            raise AnsibleLookupError(error.msg)
+        finally:
+            if http is not None:
+                http.close()
+        results = []
+        for reference, digest in zip(references, digests):
+            if digest is None:
+                what = '%s for platform %s' % (reference.name, platform) if platform else reference.name
+                message = ('%s does not exist in the registry '
+                           '(no such repository, tag or digest)' % what)
+                if on_missing == 'error':
+                    raise AnsibleLookupError(message)
+                if on_missing == 'warn':
+                    display.warning(message)
+                digest = ''
+            results.append(digest)
+        return results

@@ -1,0 +1,91 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Plugin options become the same ConnectionOptions the modules build, with the same checks."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.imagelayers.registry.plugins.module_utils._errors import InvalidInputError
+from ansible_collections.imagelayers.registry.plugins.plugin_utils._options import connection_options, has_credentials
+
+DEFAULTS = {'username': None, 'password': None, 'token': None, 'validate_certs': True, 'ca_path': None,
+            'timeout': 60.0, 'retries': 3}
+
+
+def build(**overrides):
+    values = dict(DEFAULTS, **overrides)
+    return connection_options(values.__getitem__)
+
+
+def test_defaults_match_the_modules():
+    options = build()
+    assert (options.validate_certs, options.ca_path, options.timeout, options.retries) == (True, None, 60.0, 3)
+    assert not has_credentials(options)
+    assert options.credentials.source is None
+
+
+def test_basic_credentials_and_tls_options(tmp_path):
+    ca = tmp_path / 'ca.pem'
+    ca.write_text('not checked here')
+    options = build(username='ci', password='s3cret', validate_certs=False, ca_path=str(ca), timeout='5',
+                    retries='0')
+    assert options.credentials.has_basic
+    assert (options.credentials.username, options.credentials.password) == ('ci', 's3cret')
+    assert options.credentials.source == 'plugin options'
+    assert has_credentials(options)
+    assert options.verify is False
+    assert (options.timeout, options.retries) == (5.0, 0)
+
+
+def test_token():
+    options = build(token='tok')
+    assert options.credentials.token == 'tok'
+    assert has_credentials(options)
+
+
+@pytest.mark.parametrize('overrides, fragment', [
+    ({'token': 't', 'username': 'u', 'password': 'p'}, 'mutually exclusive'),
+    ({'token': 't', 'password': 'p'}, 'mutually exclusive'),
+    ({'username': 'u'}, 'set together'),
+    ({'password': 'p'}, 'set together'),
+    ({'timeout': 0}, 'timeout'),
+    ({'timeout': 'soon'}, 'timeout'),
+    ({'retries': 21}, 'retries'),
+    ({'retries': -1}, 'retries'),
+    ({'ca_path': '/nonexistent/ca.pem'}, 'ca_path /nonexistent/ca.pem does not exist'),
+    ({'client_key': '/nonexistent/key.pem'}, 'client_key needs client_cert'),
+])
+def test_invalid_combinations_are_refused(overrides, fragment):
+    with pytest.raises(InvalidInputError, match=fragment):
+        build(**overrides)
+
+
+def test_error_messages_never_contain_the_secret():
+    with pytest.raises(InvalidInputError) as excinfo:
+        build(token='t0psecret', password='pa55word')
+    assert 't0psecret' not in str(excinfo.value) and 'pa55word' not in str(excinfo.value)
+
+
+def test_client_certificate(tmp_path):
+    cert = tmp_path / 'client.pem'
+    cert.write_text('cert')
+    options = build(client_cert=str(cert))
+    assert getattr(options, 'client_cert', None) == str(cert)
+
+
+def test_stored_credentials_only_when_none_were_given(tmp_path):
+    from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
+    from ansible_collections.imagelayers.registry.plugins.plugin_utils import _options
+    if _options.lookup_stored_credentials is None:
+        pytest.skip('no stored credentials support in this checkout')
+    config = tmp_path / 'config.json'
+    config.write_text('{"auths": {"registry.example.com": {"auth": "c3RvcmVkOnB3"}}}')  # stored:pw
+    reference = ImageReference.parse('registry.example.com/app:1')
+    cache = {}
+    stored = _options.options_for(build(), reference, config_path=str(config), cache=cache)
+    assert (stored.credentials.username, stored.credentials.password) == ('stored', 'pw')
+    given = build(username='ci', password='s3cret')
+    assert _options.options_for(given, reference, config_path=str(config), cache=cache) is given
+    other = ImageReference.parse('quay.io/app:1')
+    assert _options.options_for(build(), other, config_path=str(config), cache=cache).credentials.is_empty
