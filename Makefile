@@ -9,6 +9,12 @@
 #   make registries-down stop them
 #   make seed            (re)seed reg1 and regenerate integration_config.yml
 #   make sanity | units | integration   one ansible-test stage (registries must be up for integration)
+#   make release-checks  ansible-lint, yamllint, antsibull-docs lint, collection build and tarball contents,
+#                        and a playbook run from the installed tarball (registries must be up)
+#   make demo            the README's first command: venv, the collection installed from this checkout,
+#                        playbooks/demo.yml twice (registry service on localhost:5000, hello-world image
+#                        built, pushed, inspected, verified, retagged); the second run must report changed=0
+#   make demo-stop       stop the registry service the demo started
 #   make clean           stop registries, remove .build/, tests/output/ and the generated config
 #   make distclean       clean, and remove .venv/
 #
@@ -43,7 +49,8 @@ export SEED_BIG_SIZE
 # Command -> Debian package needed by the harness.
 APT_TOOLS := docker-registry:docker-registry podman:podman buildah:buildah skopeo:skopeo \
              htpasswd:apache2-utils openssl:openssl curl:curl rsync:rsync shellcheck:shellcheck
-PIP_PACKAGES := 'ansible-core>=2.16' requests pytest pytest-xdist pytest-mock mock pyyaml
+PIP_PACKAGES := 'ansible-core>=2.16' requests pytest pytest-xdist pytest-mock mock pyyaml \
+                ansible-lint yamllint antsibull-docs antsibull-changelog
 
 export IMAGELAYERS_TEST_STATE := $(STATE)
 export PYTHON_FOR_TESTS := $(VENV_PY)
@@ -54,7 +61,7 @@ export ANSIBLE_NOCOLOR := 1
 PY_VER = $(shell $(VENV_PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 
 .PHONY: help venv system-packages get-pip-shim layout registries-up registries-down seed config \
-        sanity units integration test clean distclean
+        sanity units integration release-checks test clean distclean demo demo-run demo-stop
 
 help:
 	@sed -n '3,/^$$/p' $(firstword $(MAKEFILE_LIST))
@@ -157,6 +164,42 @@ integration: layout
 	@curl -sf -o /dev/null --max-time 5 http://$(REG1_HOST)/v2/ || { echo "registry $(REG1_HOST) is not up: run 'make registries-up' first"; exit 1; }
 	cd $(COLLECTION_DIR) && ansible-test integration --local --python $(PY_VER) --color no $(INTEGRATION_ARGS)
 
+# See tests/utils/release_checks.sh for what it checks.
+release-checks: layout
+	@curl -sf -o /dev/null --max-time 5 http://$(REG1_HOST)/v2/ || { echo "registry $(REG1_HOST) is not up: run 'make registries-up' first"; exit 1; }
+	REPO_ROOT=$(REPO_ROOT) BUILD=$(BUILD) COLLECTION_DIR=$(COLLECTION_DIR) REGISTRY_HOST=$(REG1_HOST) \
+	    NAMESPACE=$(NAMESPACE) COLLECTION=$(COLLECTION) $(REPO_ROOT)/tests/utils/release_checks.sh
+
+# ---------------------------------------------------------------------------
+# demo: the collection built and installed from this checkout into .build/demo, then
+# playbooks/demo.yml (DEMO_RUNS times; every run after the first must report changed=0).
+
+DEMO_RUNS      ?= 2
+DEMO_DIR       := $(BUILD)/demo
+DEMO_SERVICE   ?= docker-registry
+
+demo: venv demo-run
+
+demo-run:
+	@set -euo pipefail; \
+	rm -rf $(DEMO_DIR); mkdir -p $(DEMO_DIR)/collections; \
+	ansible-galaxy collection build --force --output-path $(DEMO_DIR) $(REPO_ROOT) >/dev/null; \
+	ansible-galaxy collection install --force -p $(DEMO_DIR)/collections $(DEMO_DIR)/$(NAMESPACE)-$(COLLECTION)-*.tar.gz; \
+	export ANSIBLE_COLLECTIONS_PATH=$(DEMO_DIR)/collections ANSIBLE_CALLBACK_RESULT_FORMAT=yaml \
+	    ANSIBLE_DISPLAY_SKIPPED_HOSTS=false ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false; \
+	for run in $$(seq 1 $(DEMO_RUNS)); do \
+	    echo "=== demo run $$run of $(DEMO_RUNS)"; \
+	    ansible-playbook -i localhost, $(REPO_ROOT)/playbooks/demo.yml | tee $(DEMO_DIR)/run$$run.log; \
+	    recap=$$(grep -E '^localhost +: ok=' $(DEMO_DIR)/run$$run.log); \
+	    if [ "$$run" -gt 1 ] && ! grep -qE ' changed=0 ' <<<"$$recap"; then \
+	        echo "demo: run $$run was not idempotent: $$recap"; exit 1; \
+	    fi; \
+	done; \
+	echo "demo: registry on http://localhost:5000 (service $(DEMO_SERVICE)); stop it with 'make demo-stop'"
+
+demo-stop:
+	-service $(DEMO_SERVICE) stop
+
 # One recipe so the trap stops the registries whatever fails. All three test
 # stages run; the result is a failure if any of them failed.
 test:
@@ -168,7 +211,7 @@ test:
 	    "$$@" || rc=$$?; \
 	    echo "=== $$name: exit $$rc after $$((SECONDS - start))s"; \
 	    timings="$$timings$$(printf '%-16s %4ss  exit %s' "$$name" "$$((SECONDS - start))" "$$rc")\n"; \
-	    case "$$name" in sanity|units|integration) \
+	    case "$$name" in sanity|units|integration|release-checks|demo) \
 	        if [ $$rc -eq 0 ]; then npassed=$$((npassed + 1)); else nfailed=$$((nfailed + 1)); fi;; esac; \
 	    return $$rc; \
 	}; \
@@ -182,6 +225,9 @@ test:
 	stage sanity $(MAKE) --no-print-directory sanity || failed="$$failed sanity"; \
 	stage units $(MAKE) --no-print-directory units || failed="$$failed units"; \
 	stage integration $(MAKE) --no-print-directory integration || failed="$$failed integration"; \
+	stage release-checks $(MAKE) --no-print-directory release-checks || failed="$$failed release-checks"; \
+	stage demo $(MAKE) --no-print-directory demo-run DEMO_RUNS=1 || failed="$$failed demo"; \
+	$(MAKE) --no-print-directory demo-stop >/dev/null 2>&1; \
 	if [ -n "$$failed" ]; then echo "=== FAILED:$$failed"; exit 1; fi; \
 	echo "=== all stages passed"
 
