@@ -27,7 +27,11 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Asks the registry where every tag points and reports what a real run would change; writes nothing.
+    description:
+      - Asks the registry where every tag points and reports what a real run would change; sends no write request.
+      - One case check mode cannot see without writing. With O(state=absent) on a registry where deletion is
+        disabled, it reports the deletion, and the real run then fails, saying deletion is disabled and that
+        nothing was changed.
   diff_mode:
     support: full
     description: C(before) and C(after) map each tag to its digest; a tag that does not exist is left out.
