@@ -25,7 +25,6 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._digest impor
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
     IntegrityError,
     InvalidInputError,
-    NotFoundError,
 )
 from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import (
     Manifest,
@@ -36,6 +35,7 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._tagging impo
     check_expected_digest,
     plan_put,
     put_tags,
+    resolve_source,
 )
 from ansible_collections.imagelayers.registry.plugins.module_utils._tags import parallel_map
 from ansible_collections.imagelayers.registry.plugins.module_utils._upload import BlobSource, TransferStats, ensure_blob
@@ -296,12 +296,7 @@ def copy_image(src_client, src_ref, dest_client, dest_ref, platforms=None, overw
     """Copy the image ``src_ref`` names to ``dest_ref``; return the module result (without diff)."""
     wanted = parse_platforms(platforms)
     workers = _workers(workers)
-    found = src_client.resolve(src_ref.repository, src_ref.reference)
-    if found is None:
-        raise NotFoundError('The source image %s does not exist' % src_ref.name)
-    if src_ref.digest and found['digest'] != src_ref.digest:
-        raise IntegrityError('The registry answered %s for %s' % (found['digest'], src_ref.name),
-                             details={'expected_digest': src_ref.digest, 'actual_digest': found['digest']})
+    found = resolve_source(src_client, src_ref)
     source_digest = found['digest']
     check_expected_digest(source_digest, expected_digest, src_ref.name)
     dest_tag = dest_ref.tag
