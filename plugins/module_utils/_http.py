@@ -343,6 +343,21 @@ class RegistryAPI:
             response = self.http.send(method, http_url, headers, self.options, data=data, auth_host=self.api_host)
         except requests.exceptions.ConnectionError:
             response = None
+        if response is not None and _maybe_plain_http_to_tls_answer(method, response):
+            # The answer to a HEAD has no body to tell: ask over TLS, and keep the plain
+            # answer if the server does not speak TLS after all.
+            try:
+                tls_response = self.http.send(method, https_url, headers, self.options, data=data,
+                                              auth_host=self.api_host)
+            except requests.exceptions.SSLError as exc:
+                if _is_certificate_problem(exc) or _is_client_certificate_problem(exc):
+                    self.scheme = 'https'
+                    raise
+                tls_response = None
+            except requests.exceptions.ConnectionError:
+                tls_response = None
+            self.scheme = 'http' if tls_response is None else 'https'
+            return response if tls_response is None else tls_response
         if response is not None and not _is_plain_http_to_tls_answer(response):
             self.scheme = 'http'
             return response
@@ -457,6 +472,13 @@ class RegistryAPI:
                 msg += '. The server wants a client certificate: give client_cert and client_key'
 
         return TransportError(msg, url=url, attempts=1)
+
+
+def _maybe_plain_http_to_tls_answer(method, response):
+    """A 400 to a HEAD that is not a registry's own (JSON) error: a TLS server may have sent it,
+    but the answer to a HEAD carries no body that would say so."""
+    return (method == 'HEAD' and response.status_code == 400
+            and 'json' not in response.headers.get('Content-Type', ''))
 
 
 def _is_plain_http_to_tls_answer(response):

@@ -51,6 +51,31 @@ CONNECTION_MUTUALLY_EXCLUSIVE = [('password', 'token'), ('username', 'token')]
 CONNECTION_REQUIRED_TOGETHER = [('username', 'password')]
 
 
+def side_argument_spec(prefix):
+    """The per-side options (``src_``, ``dest_``) of a module that talks to two registries.
+
+    Each falls back to the shared option of the same name (see
+    RegistryModule.connection_options); documented in the module that uses them.
+    """
+    return {
+        prefix + 'username': {'type': 'str'},
+        prefix + 'password': {'type': 'str', 'no_log': True},
+        prefix + 'token': {'type': 'str', 'no_log': True},
+        prefix + 'validate_certs': {'type': 'bool'},
+        prefix + 'ca_path': {'type': 'path'},
+        prefix + 'client_cert': {'type': 'path'},
+        prefix + 'client_key': {'type': 'path'},
+    }
+
+
+def side_mutually_exclusive(prefix):
+    return [(prefix + 'password', prefix + 'token'), (prefix + 'username', prefix + 'token')]
+
+
+def side_required_together(prefix):
+    return [(prefix + 'username', prefix + 'password')]
+
+
 class RegistryModule:
     """An AnsibleModule with the shared options, one HTTP session and one failure path."""
 
@@ -76,7 +101,14 @@ class RegistryModule:
         self._stored_credentials = {}
 
     def connection_options(self, prefix=''):
-        """ConnectionOptions from the module's parameters (``prefix`` selects per-side options)."""
+        """ConnectionOptions from the module's parameters.
+
+        ``prefix`` (``src_``, ``dest_``) selects one side of a module that talks to two
+        registries (see :func:`side_argument_spec`): that side's credentials when any of
+        them is given, else the shared ones; its client certificate and key as a pair, else
+        the shared pair; and its ``validate_certs`` and ``ca_path``, each falling back to the
+        shared option when unset. ``timeout`` and ``retries`` are always shared.
+        """
         params = self.params
         timeout = params['timeout']
         retries = params['retries']
@@ -84,24 +116,37 @@ class RegistryModule:
             raise InvalidInputError('timeout must be a positive number of seconds, got %r' % (timeout,))
         if retries is None or retries < 0 or retries > 20:
             raise InvalidInputError('retries must be between 0 and 20, got %r' % (retries,))
+
+        def side(names):
+            """The prefixed options when the side sets any of ``names``, else the shared ones."""
+            if prefix and any(params.get(prefix + name) not in (None, '') for name in names):
+                return prefix
+            return ''
+
+        cred = side(('username', 'password', 'token'))
         credentials = Credentials(
-            username=params.get(prefix + 'username'),
-            password=params.get(prefix + 'password'),
-            token=params.get(prefix + 'token'),
-            source='module options' if params.get(prefix + 'username') or params.get(prefix + 'token') else None,
+            username=params.get(cred + 'username'),
+            password=params.get(cred + 'password'),
+            token=params.get(cred + 'token'),
+            source='module options' if params.get(cred + 'username') or params.get(cred + 'token') else None,
         )
-        client_cert, client_key = params.get('client_cert'), params.get('client_key')
+        pair = side(('client_cert', 'client_key'))
+        client_cert, client_key = params.get(pair + 'client_cert'), params.get(pair + 'client_key')
         if client_key and not client_cert:
-            raise InvalidInputError('client_key needs client_cert (the client certificate it belongs to)')
-        for name, path in (('ca_path', params.get('ca_path')), ('client_cert', client_cert),
-                           ('client_key', client_key)):
+            raise InvalidInputError('%sclient_key needs %sclient_cert (the client certificate it belongs to)'
+                                    % (pair, pair))
+        ca = side(('ca_path',))
+        ca_path = params.get(ca + 'ca_path')
+        validate_certs = params.get(side(('validate_certs',)) + 'validate_certs')
+        for name, path in ((ca + 'ca_path', ca_path), (pair + 'client_cert', client_cert),
+                           (pair + 'client_key', client_key)):
             if path and not os.path.isfile(path):
                 raise InvalidInputError('%s %s %s' % (
                     name, path, 'is not a file' if os.path.exists(path) else 'does not exist'))
             if path and not os.access(path, os.R_OK):
                 raise InvalidInputError('%s %s is not readable' % (name, path))
-        return ConnectionOptions(credentials=credentials, validate_certs=params['validate_certs'],
-                                 ca_path=params['ca_path'], timeout=timeout, retries=retries,
+        return ConnectionOptions(credentials=credentials, validate_certs=validate_certs,
+                                 ca_path=ca_path, timeout=timeout, retries=retries,
                                  client_cert=client_cert, client_key=client_key)
 
     def stored_credentials(self, reference):

@@ -102,10 +102,46 @@ options:
     description:
       - Bearer token for the destination registry. Defaults to O(token).
     type: str
+  src_validate_certs:
+    description:
+      - Verify the source registry's TLS certificate. Defaults to O(validate_certs).
+    type: bool
+  src_ca_path:
+    description:
+      - CA certificate(s) to trust for the source registry. Defaults to O(ca_path).
+    type: path
+  src_client_cert:
+    description:
+      - Client certificate for mutual TLS with the source registry.
+      - O(src_client_cert) and O(src_client_key) replace O(client_cert) and O(client_key) together, as a pair.
+    type: path
+  src_client_key:
+    description:
+      - Private key of O(src_client_cert). Requires O(src_client_cert).
+    type: path
+  dest_validate_certs:
+    description:
+      - Verify the destination registry's TLS certificate. Defaults to O(validate_certs).
+    type: bool
+  dest_ca_path:
+    description:
+      - CA certificate(s) to trust for the destination registry. Defaults to O(ca_path).
+    type: path
+  dest_client_cert:
+    description:
+      - Client certificate for mutual TLS with the destination registry.
+      - O(dest_client_cert) and O(dest_client_key) replace O(client_cert) and O(client_key) together, as a pair.
+    type: path
+  dest_client_key:
+    description:
+      - Private key of O(dest_client_cert). Requires O(dest_client_cert).
+    type: path
 notes:
-  - The shared options O(username), O(password), O(token) (and their environment variables) apply to both sides;
-    the C(src_*) and C(dest_*) options replace them for one side. O(validate_certs), O(ca_path), O(timeout) and
-    O(retries) apply to both.
+  - The shared connection options (and their environment variables) apply to both sides; the C(src_*) and
+    C(dest_*) options replace them for one side. Credentials go together (any of O(src_username), O(src_password),
+    O(src_token) replaces all three shared ones for the source), so do the client certificate and its key;
+    O(src_validate_certs) and O(src_ca_path) each replace one shared option. O(timeout), O(retries) and
+    O(config_path) always apply to both sides.
   - Within one registry, blobs are mounted with C(POST /v2/<dest>/blobs/uploads/?mount=<digest>&from=<src>); a
     registry that answers 202 (no mount) gets an upload instead.
   - Docker schema1 images are refused; convert them first.
@@ -126,6 +162,14 @@ EXAMPLES = r'''
     src_password: "{{ dev_password }}"
     dest_username: release
     dest_password: "{{ prod_password }}"
+
+- name: Mirror from a registry with a private CA to one that wants a client certificate
+  imagelayers.registry.copy:
+    src: registry.internal.example.com/app:1.4.2
+    dest: mirror.example.com/app:1.4.2
+    src_ca_path: /etc/pki/internal-ca.pem
+    dest_client_cert: /etc/pki/mirror-client.pem
+    dest_client_key: /etc/pki/mirror-client.key
 
 - name: Copy into another repository of the same registry (blobs are mounted, not transferred)
   imagelayers.registry.copy:
@@ -243,16 +287,13 @@ tags:
 '''
 
 from ansible_collections.imagelayers.registry.plugins.module_utils._copy import copy_image, publish_result
-from ansible_collections.imagelayers.registry.plugins.module_utils._module import RegistryModule
+from ansible_collections.imagelayers.registry.plugins.module_utils._module import (
+    RegistryModule,
+    side_argument_spec,
+    side_mutually_exclusive,
+    side_required_together,
+)
 from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
-
-
-def side_options(rm, prefix):
-    """Connection options of one side: its own credentials when given, else the shared ones."""
-    params = rm.params
-    if any(params.get(prefix + key) for key in ('username', 'password', 'token')):
-        return rm.connection_options(prefix=prefix)
-    return rm.connection_options()
 
 
 def destination(src_ref, dest):
@@ -266,8 +307,8 @@ def run(rm):
     params = rm.params
     src_ref = ImageReference.parse(params['src'], default_tag='latest')
     dest_ref = destination(src_ref, params['dest'])
-    src_client = rm.client(src_ref, side_options(rm, 'src_'))
-    dest_client = rm.client(dest_ref, side_options(rm, 'dest_'))
+    src_client = rm.client(src_ref, rm.connection_options('src_'))
+    dest_client = rm.client(dest_ref, rm.connection_options('dest_'))
     extra, plan, sync, stats = copy_image(
         src_client, src_ref, dest_client, dest_ref, platforms=params['platforms'], overwrite=params['overwrite'],
         expected_digest=params['expected_digest'], check_mode=rm.check_mode, workers=params['workers'],
@@ -279,24 +320,20 @@ def run(rm):
 
 
 def main():
+    argument_spec = side_argument_spec('src_')
+    argument_spec.update(side_argument_spec('dest_'))
+    argument_spec.update({
+        'src': {'type': 'str', 'required': True},
+        'dest': {'type': 'str', 'required': True},
+        'platforms': {'type': 'list', 'elements': 'str'},
+        'overwrite': {'type': 'bool', 'default': True},
+        'expected_digest': {'type': 'str'},
+        'workers': {'type': 'int', 'default': 4},
+    })
     rm = RegistryModule(
-        argument_spec={
-            'src': {'type': 'str', 'required': True},
-            'dest': {'type': 'str', 'required': True},
-            'platforms': {'type': 'list', 'elements': 'str'},
-            'overwrite': {'type': 'bool', 'default': True},
-            'expected_digest': {'type': 'str'},
-            'workers': {'type': 'int', 'default': 4},
-            'src_username': {'type': 'str'},
-            'src_password': {'type': 'str', 'no_log': True},
-            'src_token': {'type': 'str', 'no_log': True},
-            'dest_username': {'type': 'str'},
-            'dest_password': {'type': 'str', 'no_log': True},
-            'dest_token': {'type': 'str', 'no_log': True},
-        },
-        mutually_exclusive=[('src_password', 'src_token'), ('src_username', 'src_token'),
-                            ('dest_password', 'dest_token'), ('dest_username', 'dest_token')],
-        required_together=[('src_username', 'src_password'), ('dest_username', 'dest_password')],
+        argument_spec=argument_spec,
+        mutually_exclusive=side_mutually_exclusive('src_') + side_mutually_exclusive('dest_'),
+        required_together=side_required_together('src_') + side_required_together('dest_'),
     )
     rm.run(run)
 

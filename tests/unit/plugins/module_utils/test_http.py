@@ -278,6 +278,18 @@ def test_loopback_tls_server_answer_switches_to_https(server):
     assert len(server.requests) == 1
 
 
+def test_loopback_head_400_without_body_is_asked_again_over_tls_and_kept_when_plain(server):
+    # A TLS server's answer to a plain HEAD carries no body that would say "HTTPS": the module asks
+    # again over TLS. This scripted server speaks plain HTTP only, so its own 400 is the answer.
+    server.handler = lambda r: (400, {}, b'')
+    api = make_api(server, retries=0)
+    with pytest.raises(RegistryHTTPError) as excinfo:
+        api.request('HEAD', '/v2/x/manifests/y')
+    assert excinfo.value.status == 400
+    assert api.scheme == 'http'
+    assert [r['method'] for r in server.requests] == ['HEAD']
+
+
 def test_loopback_with_token_never_sends_it_over_plain_http_first(server):
     server.handler = lambda r: (200, {}, b'{}')
     api = make_api(server, credentials=Credentials(token='secret-token'), retries=0)

@@ -1,0 +1,71 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Per-side connection options (copy's src_*/dest_*): what falls back to the shared options, and how."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from ansible_collections.imagelayers.registry.plugins.module_utils._errors import InvalidInputError
+from ansible_collections.imagelayers.registry.plugins.module_utils._module import (
+    RegistryModule,
+    connection_argument_spec,
+    side_argument_spec,
+)
+
+
+@pytest.fixture
+def pem(tmp_path):
+    def make(name):
+        path = tmp_path / name
+        path.write_text('-----BEGIN CERTIFICATE-----\n')
+        return str(path)
+    return make
+
+
+def options(prefix='', **given):
+    params = {name: spec.get('default') for name, spec in connection_argument_spec().items()}
+    for side in ('src_', 'dest_'):
+        params.update(dict.fromkeys(side_argument_spec(side)))
+    params.update(given)
+    return RegistryModule.connection_options(SimpleNamespace(params=params), prefix)
+
+
+def test_a_side_without_its_own_options_uses_the_shared_ones(pem):
+    ca = pem('ca.pem')
+    src = options('src_', username='u', password='p', validate_certs=True, ca_path=ca)
+    assert (src.credentials.username, src.credentials.password, src.ca_path, src.validate_certs) == ('u', 'p', ca, True)
+
+
+def test_side_tls_options_replace_the_shared_ones_one_by_one(pem):
+    shared_ca, dest_ca = pem('shared.pem'), pem('dest.pem')
+    dest = options('dest_', ca_path=shared_ca, dest_ca_path=dest_ca)
+    src = options('src_', ca_path=shared_ca, dest_ca_path=dest_ca, src_validate_certs=False)
+    assert dest.ca_path == dest_ca and dest.verify == dest_ca
+    # src_validate_certs=false replaces only validate_certs: the shared CA stays, unused.
+    assert src.ca_path == shared_ca and src.verify is False
+
+
+def test_side_credentials_replace_all_shared_credentials():
+    src = options('src_', token='shared-token', src_username='ci', src_password='pw')
+    assert (src.credentials.username, src.credentials.password, src.credentials.token) == ('ci', 'pw', None)
+    dest = options('dest_', token='shared-token', src_username='ci', src_password='pw')
+    assert dest.credentials.token == 'shared-token' and dest.credentials.username is None
+
+
+def test_client_certificate_and_key_go_as_a_pair(pem):
+    cert, key, side_cert = pem('c.pem'), pem('k.pem'), pem('side.pem')
+    # A side certificate without a key does not borrow the shared key.
+    src = options('src_', client_cert=cert, client_key=key, src_client_cert=side_cert)
+    assert src.cert == side_cert
+    dest = options('dest_', client_cert=cert, client_key=key, src_client_cert=side_cert)
+    assert dest.cert == (cert, key)
+    with pytest.raises(InvalidInputError, match='src_client_key needs src_client_cert'):
+        options('src_', client_cert=cert, src_client_key=key)
+
+
+def test_a_missing_side_file_is_named_by_its_option(tmp_path):
+    with pytest.raises(InvalidInputError, match='^dest_ca_path .* does not exist'):
+        options('dest_', dest_ca_path=str(tmp_path / 'nope.pem'))
