@@ -225,11 +225,17 @@ class VerifiedBody:
         self._read = read
         self._chunk_size = chunk_size
         self._url = url
+        self._started = False
 
     def __len__(self):
         return self.check.size
 
     def __iter__(self):
+        if self._started:
+            # Sending it again would send only what is left of the source stream.
+            raise TransportError('The body of the %s was already sent once; it must be started over'
+                                 % self.check.what, url=self._url)
+        self._started = True
         return iter_verified(self._read, self.check, self._chunk_size, url=self._url)
 
 

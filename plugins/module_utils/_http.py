@@ -280,6 +280,13 @@ class RegistryAPI:
                 auth_retries += 1
                 attempt -= 1  # an auth round trip is not a failed attempt
                 if self._handle_401(response, scopes, url):
+                    if not replayable:
+                        # The streamed body went out (at least in part) and cannot be sent again from
+                        # here: the caller starts it over, now with the fresh credentials.
+                        raise TransportError(
+                            '%s %s was refused with a new authentication challenge after its body was sent; '
+                            'the credentials are renewed, the body must be sent again' % (method, redact_url(url)),
+                            url=url, attempts=attempt + 1, details={'reauthenticated': True})
                     continue
             if response.status_code in RETRY_STATUSES and attempt < max_attempts:
                 wait = parse_retry_after(response.headers.get('Retry-After'))

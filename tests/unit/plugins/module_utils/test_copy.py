@@ -247,3 +247,34 @@ def test_check_mode_writes_nothing_and_reports_the_plan(source, server):
     extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server), dest_ref, check_mode=True)
     assert sync.changed and stats.blobs_copied == 3 and stats.manifests_pushed == 1
     assert writes(server) == []
+
+
+def test_a_401_to_a_streamed_blob_put_sends_the_whole_blob_again(source, server):
+    # A token that expired (or was revoked) between the upload's POST and its PUT: the registry
+    # answers the PUT with a new challenge after the streamed body went out. The body cannot be
+    # replayed; the blob is started over with the fresh token, all of its bytes.
+    digest, config, layers = source.add_image('app', '1', [b'x' * 300000], oci=True)
+    target = UploadTarget(server)
+    handle = target.handle
+    refused = []
+
+    def handler(request):
+        path = urlsplit(request['path']).path
+        if path == '/token':
+            return 200, {'Content-Type': 'application/json'}, json.dumps({'token': 'fresh', 'expires_in': 300}).encode()
+        if request['method'] == 'PUT' and '/blobs/uploads/' in path and not refused:
+            refused.append(len(request['body']))
+            return 401, {'WWW-Authenticate': 'Bearer realm="http://%s/token",service="t"' % server.host}, b''
+        return handle(request)
+    server.handler = handler
+    src_ref, dest_ref = refs(source, server)
+    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server, retries=2), dest_ref,
+                                          workers=1)
+    assert refused and sync.changed
+    puts = [r for r in server.requests if r['method'] == 'PUT' and '/blobs/uploads/' in r['path']]
+    # Every PUT that reached the registry carried the whole blob (none a half-read body sent again),
+    # the ones after the challenge with the fresh token.
+    assert all(digest_of(r['body']) == parse_qs(urlsplit(r['path']).query)['digest'][0] for r in puts)
+    assert all(target.blobs[('prod/app', d)] for d in layers + [config])
+    assert all(r['headers'].get('Authorization') == 'Bearer fresh' for r in puts[1:])
+    assert stats.blobs_copied == 2
