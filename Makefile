@@ -15,6 +15,9 @@
 #                        playbooks/demo.yml twice (registry service on localhost:5000, hello-world image
 #                        built, pushed, inspected, verified, retagged); the second run must report changed=0
 #   make demo-stop       stop the registry service the demo started
+#   make bench           benchmarks against curl, openssl and skopeo on their own registries (127.0.0.1:5300-5301);
+#                        report in .build/bench/last.md (docs/performance.md); BENCH_ARGS='--only copy --rounds 7'
+#   make bench-quick     the benchmark's smoke test (part of make test): small images, one round, request counts
 #   make clean           stop registries, remove .build/, tests/output/ and the generated config
 #   make distclean       clean, and remove .venv/
 #
@@ -44,6 +47,7 @@ SANITY_ARGS    ?=
 UNITS_ARGS     ?=
 INTEGRATION_ARGS ?= --continue-on-error
 SEED_BIG_SIZE  ?=
+BENCH_ARGS     ?=
 export SEED_BIG_SIZE
 
 # Command -> Debian package needed by the harness.
@@ -61,7 +65,8 @@ export ANSIBLE_NOCOLOR := 1
 PY_VER = $(shell $(VENV_PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 
 .PHONY: help venv system-packages get-pip-shim layout registries-up registries-down seed config \
-        sanity units integration release-checks test clean distclean demo demo-run demo-stop
+        sanity units integration release-checks test clean distclean demo demo-run demo-stop \
+        bench bench-quick
 
 help:
 	@sed -n '3,/^$$/p' $(firstword $(MAKEFILE_LIST))
@@ -200,6 +205,17 @@ demo-run:
 demo-stop:
 	-service $(DEMO_SERVICE) stop
 
+# ---------------------------------------------------------------------------
+# benchmarks (bench/bench.py starts and stops its own registries)
+
+bench: venv
+	@mkdir -p $(BUILD)/bench
+	$(VENV_PY) $(REPO_ROOT)/bench/bench.py --markdown $(BUILD)/bench/last.md --json $(BUILD)/bench/last.json $(BENCH_ARGS)
+
+bench-quick:
+	@mkdir -p $(BUILD)/bench
+	$(VENV_PY) $(REPO_ROOT)/bench/bench.py --quick --markdown $(BUILD)/bench/quick.md
+
 # One recipe so the trap stops the registries whatever fails. All three test
 # stages run; the result is a failure if any of them failed.
 test:
@@ -211,7 +227,7 @@ test:
 	    "$$@" || rc=$$?; \
 	    echo "=== $$name: exit $$rc after $$((SECONDS - start))s"; \
 	    timings="$$timings$$(printf '%-16s %4ss  exit %s' "$$name" "$$((SECONDS - start))" "$$rc")\n"; \
-	    case "$$name" in sanity|units|integration|release-checks|demo) \
+	    case "$$name" in sanity|units|integration|release-checks|demo|bench-quick) \
 	        if [ $$rc -eq 0 ]; then npassed=$$((npassed + 1)); else nfailed=$$((nfailed + 1)); fi;; esac; \
 	    return $$rc; \
 	}; \
@@ -228,6 +244,7 @@ test:
 	stage release-checks $(MAKE) --no-print-directory release-checks || failed="$$failed release-checks"; \
 	stage demo $(MAKE) --no-print-directory demo-run DEMO_RUNS=1 || failed="$$failed demo"; \
 	$(MAKE) --no-print-directory demo-stop >/dev/null 2>&1; \
+	stage bench-quick $(MAKE) --no-print-directory bench-quick || failed="$$failed bench-quick"; \
 	if [ -n "$$failed" ]; then echo "=== FAILED:$$failed"; exit 1; fi; \
 	echo "=== all stages passed"
 

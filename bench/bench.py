@@ -1,0 +1,807 @@
+#!/usr/bin/env python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the imagelayers.registry collection
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""make bench: the collection's modules measured against the tools users would pick instead.
+
+One run starts its own two loopback registries (``--ports``, state under
+.build/bench/), seeds deterministic images (a big single-layer image, a 50-layer
+image, a 30-layer image, a multi-arch OCI index) and measures, round by round
+(every tool once per round, so all see the same machine load):
+
+  blob_verify  the module on the big layer (task time minus an ansible.builtin.ping task's time, first
+               and second task of a play; in-module throughput) vs curl | openssl dgst -sha256,
+               curl | sha256sum, skopeo copy docker:// dir:, and the physical limits (hashlib sha256
+               over the same bytes in memory, curl -o /dev/null); the module process's peak RSS
+  retag        tag: 1 and 50 tags, changed and unchanged, vs a ping task; request counts
+  copy         copy: cross-repository (mount) and cross-registry, big and 50-layer images, vs skopeo copy
+               with a cold blob-info cache; bytes transferred and request counts on both registries
+  workers      blob_verify of the 30- and 50-layer images and copy of the 50-layer image, workers 1 vs
+               the module's default
+  index        blob_verify of a 3-platform OCI index, whole, vs skopeo copy --all docker:// dir:
+
+It prints markdown tables (median, min, max, and the median of the ratios taken
+round by round), the floors of the blob_verify/tag/copy issues with PASS/FAIL,
+the request-count checks, and the machine. Exit 0 when the harness ran (floors
+are reported, not asserted) unless --strict. --quick: the smoke test of
+``make test``: small sizes, one round, no warm-up; it asserts that every tool ran
+and that the request counts (deterministic) hold, never a time.
+
+    bench/bench.py                         # full run (5 rounds after 1 warm-up), about 5 minutes
+    bench/bench.py --quick                 # smoke test, under 2 minutes
+    bench/bench.py --only blob_verify,retag --rounds 7 --markdown out.md --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _common import (  # noqa: E402  pylint: disable=wrong-import-position
+    REPO_ROOT,
+    AccessLog,
+    BenchError,
+    Registries,
+    Registry,
+    Runner,
+    format_counts,
+    human_bytes,
+    install_signal_handlers,
+    machine_info,
+    make_workdir,
+    module_constant,
+    parse_size,
+    push_big,
+    push_image,
+    ratios,
+    run,
+    summary,
+)
+
+SECTIONS = ('blob_verify', 'retag', 'copy', 'workers', 'index')
+SKOPEO_CACHE = '/var/lib/containers/cache/blob-info-cache-v1.boltdb'
+INDEX_PLATFORMS = ('linux/amd64', 'linux/arm64/v8', 'linux/arm/v7')
+# The 30-layer image of the blob_verify issue (the same shape as the seed's seed/many-layers).
+MANY30_SIZES = [256 + 64 * i for i in range(30)]
+
+PING = {'ansible.builtin.ping': {}}
+MIB = float(1 << 20)
+
+
+def bv_task(image, workers=None):
+    args = {'image': image}
+    if workers is not None:
+        args['workers'] = workers
+    return {'imagelayers.registry.blob_verify': args}
+
+
+def tag_task(image, tags):
+    return {'imagelayers.registry.tag': {'image': image, 'tags': tags}}
+
+
+def copy_task(src, dest, workers=None):
+    args = {'src': src, 'dest': dest}
+    if workers is not None:
+        args['workers'] = workers
+    return {'imagelayers.registry.copy': args}
+
+
+class Bench:
+    """One run of the harness: registries, images, rounds, samples, checks."""
+
+    def __init__(self, args):
+        self.args = args
+        self.quick = args.quick
+        self.python = args.python
+        self.sections = args.only
+        self.rounds = args.rounds if args.rounds is not None else (1 if self.quick else 5)
+        self.warmup = args.warmup if args.warmup is not None else (0 if self.quick else 1)
+        self.big_size = parse_size(args.size or ('8M' if self.quick else '256M'))
+        self.many_layers = args.layers or (10 if self.quick else 50)
+        self.many_size = parse_size(args.layer_size or ('64k' if self.quick else '2M'))
+        self.index_sizes = [parse_size('16k'), parse_size('32k')] if self.quick else [1 << 20, 2 << 20]
+        self.bv_workers = module_constant('_blob_verify.py', 'DEFAULT_WORKERS')
+        self.copy_workers = module_constant('_copy.py', 'DEFAULT_WORKERS')
+        self.samples = {}     # section -> key -> [value per measured round]
+        self.counts = []      # request-count checks: {'section', 'case', 'ok', 'measured', 'expected'}
+        self.problems = []    # failed checks (tools that did not do their job, counts that did not hold)
+        self.info = {}        # section -> facts for the headings
+        self.skopeo_cache_removed = 0
+        self.run_id = time.strftime('%Y%m%d%H%M%S')
+        self.registries = None
+        self.runner = None
+        self.src = self.dest = None
+        self.src_log = self.dest_log = None
+        self.images = {}
+        self.workdir = None
+        self.machine = {}
+        self.started_at = None
+        self.section_seconds = {}
+        self.seed_seconds = 0.0
+        self.total_seconds = 0.0
+
+    # -- helpers ---------------------------------------------------------------------------
+    def add(self, section, key, value, measured):
+        if measured:
+            self.samples.setdefault(section, {}).setdefault(key, []).append(value)
+
+    def check(self, section, case, ok, measured, expected):
+        self.counts.append({'section': section, 'case': case, 'ok': bool(ok), 'measured': measured,
+                            'expected': expected})
+        if not ok:
+            self.problems.append('%s, %s: got %s, expected %s' % (section, case, measured, expected))
+
+    def expect_counts(self, section, case, counts, expected, exact=True):
+        """``expected``: {'METHOD kind': n}; with ``exact`` no other request may appear."""
+        got = counts['by_method_kind']
+        if exact:
+            ok = got == {k: v for k, v in expected.items() if v}
+        else:
+            ok = all(got.get(k, 0) == v for k, v in expected.items())
+        wanted = ', '.join('%s %d' % (k, v) for k, v in sorted(expected.items()))
+        self.check(section, case, ok, format_counts(counts), ('exactly ' if exact else '') + wanted)
+
+    def fail(self, message):
+        raise BenchError(message)
+
+    def log_mark(self):
+        return [self.src_log.settled(), self.dest_log.settled()]
+
+    def log_counts(self, before):
+        after = self.log_mark()
+        return (self.src_log.count(before[0], after[0]), self.dest_log.count(before[1], after[1]))
+
+    def step_counts(self, step):
+        (s0, s1), (d0, d1) = step['logs']
+        return self.src_log.count(s0, s1), self.dest_log.count(d0, d1)
+
+    def tool(self, command, shell=False, timeout=600):
+        code, out, err, seconds = run(command, shell=shell, timeout=timeout, check=False)
+        if code != 0:
+            self.fail('%s exited with %d: %s' % (command if shell else ' '.join(command), code,
+                                                 (err or out).strip()[-1500:]))
+        return out, seconds
+
+    def skopeo(self, src, dest, extra=(), cold=True):
+        """``skopeo copy`` docker:// -> ``dest``; returns seconds. The blob-info cache removed first."""
+        if cold and os.path.exists(SKOPEO_CACHE):
+            try:
+                os.unlink(SKOPEO_CACHE)
+                self.skopeo_cache_removed += 1
+            except OSError as error:
+                self.fail('cannot remove skopeo blob-info cache %s (run as root): %s' % (SKOPEO_CACHE, error))
+        command = ['skopeo', 'copy', '-q', '--src-tls-verify=false'] + list(extra)
+        if dest.startswith('docker://'):
+            command.append('--dest-tls-verify=false')
+        dummy, seconds = self.tool(command + ['docker://' + src, dest])
+        return seconds
+
+    def rounds_iter(self):
+        for number in range(self.warmup + self.rounds):
+            yield number, number >= self.warmup
+
+    # -- setup -------------------------------------------------------------------------------
+    def setup(self):
+        state = os.path.join(REPO_ROOT, '.build', 'bench', 'state')
+        self.registries = Registries(state, python=self.python)
+        ports = self.args.ports
+        self.src = self.registries.start('bench-src', ports[0])
+        self.dest = self.registries.start('bench-dest', ports[1])
+        self.src_log = AccessLog(self.registries.log_path('bench-src'))
+        self.dest_log = AccessLog(self.registries.log_path('bench-dest'))
+        self.workdir = make_workdir(os.path.join(REPO_ROOT, '.build', 'bench', 'work'))
+        self.runner = Runner(self.workdir, self.python, [self.src_log, self.dest_log])
+        self.seed()
+
+    def seed(self):
+        reg = Registry(self.src, timeout=600)
+        need = set(self.sections)
+        started = time.perf_counter()
+        if need & {'blob_verify', 'copy'}:
+            self.images['big'] = push_big(reg, 'bench/big', self.big_size)
+        if need & {'blob_verify', 'retag', 'workers'}:
+            result = push_image(reg, 'bench/tiny', 'latest', kind='schema2', layer_sizes=[1024])
+            self.images['tiny'] = result
+            push_image(reg, 'bench/app', 'src', kind='schema2', layer_sizes=[1024])
+        if need & {'copy', 'workers'}:
+            result = push_image(reg, 'bench/many', 'latest', kind='schema2',
+                                layer_sizes=[self.many_size] * self.many_layers)
+            self.images['many'] = result
+        if 'workers' in need:
+            self.images['many30'] = push_image(reg, 'bench/many30', 'latest', kind='schema2',
+                                               layer_sizes=MANY30_SIZES)
+        if 'index' in need:
+            self.images['index'] = push_image(reg, 'bench/index', 'latest', kind='oci-index',
+                                              layer_sizes=self.index_sizes, platforms=INDEX_PLATFORMS)
+        self.seed_seconds = time.perf_counter() - started
+
+    def ref(self, name, host=None):
+        return '%s/bench/%s:latest' % (host or self.src, name)
+
+    # -- blob_verify ---------------------------------------------------------------------------
+    def section_blob_verify(self):
+        big = self.images['big']
+        size = big['size']
+        hexdigest = big['layer'].split(':', 1)[1]
+        url = 'http://%s/v2/bench/big/blobs/%s' % (self.src, big['layer'])
+        image = self.ref('big')
+        self.info['blob_verify'] = '%s single-layer image, one layer of %s' % (human_bytes(size), human_bytes(size))
+        from _common import big_layer_bytes  # pylint: disable=import-outside-toplevel
+        data = big_layer_bytes(size)
+        if 'sha256:' + hashlib.sha256(data).hexdigest() != big['layer']:
+            self.fail('the big layer regenerated in memory does not hash to its digest %s' % big['layer'])
+        section = 'blob_verify'
+        for number, measured in self.rounds_iter():
+            # The physical limits: sha256 over the same bytes in memory, loopback download.
+            start = time.perf_counter()
+            digest = hashlib.sha256(data).hexdigest()
+            hash_speed = size / (time.perf_counter() - start)
+            self.add(section, 'hashlib_Bps', hash_speed, measured)
+            if digest != hexdigest:
+                self.fail('hashlib sha256 gave %s, expected %s' % (digest, hexdigest))
+            out, seconds = self.tool(['curl', '-s', '--fail', '-o', '/dev/null', '-w', '%{size_download}', url])
+            if out.strip() != str(size):
+                self.fail('curl -o /dev/null downloaded %s bytes, expected %d' % (out.strip(), size))
+            download_speed = size / seconds
+            self.add(section, 'curl_dl_Bps', download_speed, measured)
+            out, seconds = self.tool('curl -s --fail %s | openssl dgst -sha256' % shlex.quote(url), shell=True)
+            if hexdigest not in out:
+                self.fail('curl | openssl dgst -sha256 printed %r, not the digest %s' % (out.strip(), hexdigest))
+            self.add(section, 'curl_openssl_s', seconds, measured)
+            out, seconds = self.tool('curl -s --fail %s | sha256sum' % shlex.quote(url), shell=True)
+            if hexdigest not in out:
+                self.fail('curl | sha256sum printed %r, not the digest %s' % (out.strip(), hexdigest))
+            self.add(section, 'curl_sha256sum_s', seconds, measured)
+            target = os.path.join(self.workdir, 'skopeo-dir')
+            shutil.rmtree(target, ignore_errors=True)
+            seconds = self.skopeo('%s/bench/big:latest' % self.src, 'dir:' + target, cold=False)
+            copied = os.path.join(target, hexdigest)
+            if not os.path.isfile(copied) or os.path.getsize(copied) != size:
+                self.fail('skopeo copy to dir: did not leave the %d-byte layer at %s' % (size, copied))
+            shutil.rmtree(target, ignore_errors=True)
+            self.add(section, 'skopeo_dir_s', seconds, measured)
+
+            steps, dummy = self.runner.play([('ping', PING), ('blob_verify', bv_task(image)),
+                                             ('ping again', PING), ('blob_verify again', bv_task(image))])
+            ping, task, ping2, task2 = steps
+            result = task['result']
+            # The manifest, the config and the layer.
+            if result.get('failed') or result.get('verified_count') != 3 or result.get('bytes_verified', 0) < size:
+                self.fail('blob_verify did not verify the big image: %s' % json.dumps(result)[:2000])
+            self.add(section, 'ping_s', ping['seconds'], measured)
+            self.add(section, 'task_s', task['seconds'], measured)
+            self.add(section, 'task_minus_ping_s', task['seconds'] - ping['seconds'], measured)
+            self.add(section, 'warm_task_minus_ping_s', task2['seconds'] - ping2['seconds'], measured)
+            self.add(section, 'module_elapsed_s', result['elapsed'], measured)
+            self.add(section, 'module_Bps', result['bytes_verified'] / result['elapsed'], measured)
+            self.add(section, 'limit_Bps', min(hash_speed, download_speed), measured)
+            src_counts, dummy = self.step_counts(task)
+            # One GET of the manifest (by tag), then one GET per blob: the config and the layer.
+            self.expect_counts(section, 'blob_verify, round %d' % (number + 1), src_counts,
+                               {'GET manifests': 1, 'GET blobs': 2})
+
+            # Peak RSS of the module process: the big image, then a tiny one.
+            rss = {}
+            for name in ('big', 'tiny'):
+                dummy, peaks = self.runner.play([('blob_verify', bv_task(self.ref(name)))], rss=True)
+                mine = [kib for kib, label in peaks if 'blob_verify' in label] or [kib for kib, label in peaks]
+                rss[name] = max(mine) / 1024.0
+            self.add(section, 'rss_big_mib', rss['big'], measured)
+            self.add(section, 'rss_tiny_mib', rss['tiny'], measured)
+            self.add(section, 'rss_growth_mib', rss['big'] - rss['tiny'], measured)
+        del data
+
+    # -- retag -------------------------------------------------------------------------------
+    def section_retag(self):
+        section = 'retag'
+        source = '%s/bench/app:src' % self.src
+        self.info[section] = 'tag module on a schema2 image in one registry, fresh tag names every round'
+        for number, measured in self.rounds_iter():
+            prefix = 'r%s-%d' % (self.run_id, number)
+            one = ['%s-one' % prefix]
+            fifty = ['%s-fifty-%02d' % (prefix, i) for i in range(50)]
+            steps, dummy = self.runner.play([
+                ('warm-up (not measured)', tag_task(source, ['%s-warm' % prefix])),
+                ('ping', PING),
+                ('1 tag, new', tag_task(source, one)), ('1 tag, unchanged', tag_task(source, one)),
+                ('50 tags, new', tag_task(source, fifty)), ('50 tags, unchanged', tag_task(source, fifty))])
+            ping = steps[1]['seconds']
+            self.add(section, 'ping_s', ping, measured)
+            # Requests (the tag integration test's accounting): one HEAD for the source, one HEAD per
+            # destination tag; a changed tag adds one GET of the source manifest (once per task) and one
+            # PUT per changed tag. The registry answers the source HEAD with its digest, so no GET there.
+            for step, key, tags, changed in ((steps[2], 'one_new', 1, True), (steps[3], 'one_same', 1, False),
+                                             (steps[4], 'fifty_new', 50, True), (steps[5], 'fifty_same', 50, False)):
+                result = step['result']
+                if result.get('failed') or bool(result.get('changed')) != changed:
+                    self.fail('tag (%s) reported changed=%s: %s'
+                              % (step['name'], result.get('changed'), json.dumps(result)[:1500]))
+                self.add(section, key + '_s', step['seconds'], measured)
+                counts, dummy = self.step_counts(step)
+                expected = {'HEAD manifests': 1 + tags}
+                if changed:
+                    expected.update({'GET manifests': 1, 'PUT manifests': tags})
+                self.expect_counts(section, '%s, round %d' % (step['name'], number + 1), counts, expected)
+                self.add(section, key + '_requests', counts['total'], measured)
+
+    # -- copy --------------------------------------------------------------------------------
+    def copy_expectations(self, blobs, mount):
+        """Requests of a copy of a single image with ``blobs`` blobs into a fresh repository.
+
+        Source: a HEAD of the tag (the registry gives the digest), one GET of the manifest, and for a
+        copy to another registry one GET per blob. Destination: a HEAD of the tag (absent), a HEAD per
+        blob (absent), then per blob a mount (POST ?mount=, 201) or an upload (POST, then one PUT with
+        the streamed body), and the manifest PUT under the tag, last.
+        """
+        if mount:
+            # Both sides are the same registry and log.
+            return ({'HEAD manifests': 2, 'GET manifests': 1, 'HEAD blobs': blobs, 'POST uploads': blobs,
+                     'PUT manifests': 1}, None)
+        return ({'HEAD manifests': 1, 'GET manifests': 1, 'GET blobs': blobs},
+                {'HEAD manifests': 1, 'HEAD blobs': blobs, 'POST uploads': blobs, 'PUT uploads': blobs,
+                 'PUT manifests': 1})
+
+    def section_copy(self):
+        section = 'copy'
+        images = {'big': self.images['big'], 'many': self.images['many']}
+        shapes = {'big': 1, 'many': self.many_layers}
+        self.info[section] = ('big: %s in 1 layer; many: %d layers of %s; each copy into a fresh repository; '
+                              'skopeo with its blob-info cache removed before each run'
+                              % (human_bytes(self.big_size), self.many_layers, human_bytes(self.many_size)))
+        for number, measured in self.rounds_iter():
+            for name in ('big', 'many'):
+                blobs = shapes[name] + 1      # the layers and the config
+                total = sum(images[name]['blob_sizes'] if name == 'big' else [])
+                for case, host in (('mount', self.src), ('cross', self.dest)):
+                    key = '%s_%s' % (name, case)
+                    dest_repo = 'bench/copy-%s/r%d/%s-%s' % (self.run_id, number, name, case)
+                    steps, dummy = self.runner.play([('copy', copy_task(self.ref(name), '%s/%s:latest'
+                                                                        % (host, dest_repo)))])
+                    step = steps[0]
+                    result = step['result']
+                    if result.get('failed') or not result.get('changed'):
+                        self.fail('copy %s failed: %s' % (key, json.dumps(result)[:1500]))
+                    self.add(section, key + '_s', step['seconds'], measured)
+                    self.add(section, key + '_bytes', result.get('bytes_transferred'), measured)
+                    src_counts, dest_counts = self.step_counts(step)
+                    expected_src, expected_dest = self.copy_expectations(blobs, case == 'mount')
+                    label = 'copy %s %s, round %d' % (name, 'mount' if case == 'mount' else 'cross-registry',
+                                                      number + 1)
+                    if case == 'mount':
+                        self.check(section, label + ': bytes transferred', result.get('bytes_transferred') == 0
+                                   and result.get('blobs_mounted') == blobs, 'bytes_transferred %s, blobs_mounted %s'
+                                   % (result.get('bytes_transferred'), result.get('blobs_mounted')),
+                                   'bytes_transferred 0, blobs_mounted %d' % blobs)
+                        self.expect_counts(section, label, src_counts, expected_src)
+                        self.check(section, label + ': other registry', dest_counts['total'] == 0,
+                                   format_counts(dest_counts), '0')
+                    else:
+                        if name == 'big':
+                            self.check(section, label + ': bytes transferred', result.get('bytes_transferred') == total,
+                                       str(result.get('bytes_transferred')), str(total))
+                        self.expect_counts(section, label + ' (source)', src_counts, expected_src)
+                        self.expect_counts(section, label + ' (destination)', dest_counts, expected_dest)
+                    self.add(section, key + '_requests', src_counts['total'] + dest_counts['total'], measured)
+
+                    before = self.log_mark()
+                    seconds = self.skopeo('%s/bench/%s:latest' % (self.src, name),
+                                          'docker://%s/%s-skopeo:latest' % (host, dest_repo))
+                    src_counts, dest_counts = self.log_counts(before)
+                    self.add(section, key + '_skopeo_s', seconds, measured)
+                    self.add(section, key + '_skopeo_requests', src_counts['total'] + dest_counts['total'], measured)
+                    self.add(section, key + '_skopeo_sent', src_counts['bytes_sent'], measured)
+                    if self.quick or number == 0:
+                        self.counts.append({'section': section, 'case': 'skopeo copy %s %s, round %d (not checked)'
+                                            % (name, case, number + 1), 'ok': True,
+                                            'measured': 'source %s; destination %s' % (format_counts(src_counts),
+                                                                                       format_counts(dest_counts)),
+                                            'expected': '-'})
+
+    # -- workers -----------------------------------------------------------------------------
+    def section_workers(self):
+        section = 'workers'
+        self.info[section] = ('blob_verify default workers %d, copy default workers %d (read from '
+                              'plugins/module_utils); a warm-up task of each module first'
+                              % (self.bv_workers, self.copy_workers))
+        many = self.ref('many')
+        many30 = self.ref('many30')
+        for number, measured in self.rounds_iter():
+            base = 'bench/workers-%s/r%d' % (self.run_id, number)
+            order = [1, None] if number % 2 == 0 else [None, 1]   # alternate which goes first
+            plan = [('warm-up blob_verify (not measured)', bv_task(self.ref('tiny')), None),
+                    ('warm-up copy (not measured)', copy_task(self.ref('tiny'), '%s/%s/warm:latest'
+                                                              % (self.dest, base)), None)]
+            for kind, image, layers in (('bv30', many30, 30), ('bv50', many, self.many_layers)):
+                for workers in order:
+                    plan.append(('%s w%s' % (kind, workers or 'default'), bv_task(image, workers),
+                                 (kind, workers, layers)))
+            for workers in order:
+                plan.append(('copy50 w%s' % (workers or 'default'),
+                             copy_task(many, '%s/%s/many-w%s:latest' % (self.dest, base, workers or 'd'), workers),
+                             ('copy50', workers, self.many_layers)))
+            steps, dummy = self.runner.play([(name, task) for name, task, dummy2 in plan])
+            for step, (name, dummy2, what) in zip(steps, plan):
+                if what is None:
+                    continue
+                kind, workers, layers = what
+                key = '%s_w%s' % (kind, 'd' if workers is None else workers)
+                result = step['result']
+                if result.get('failed'):
+                    self.fail('%s failed: %s' % (name, json.dumps(result)[:1500]))
+                self.add(section, key + '_s', step['seconds'], measured)
+                src_counts, dest_counts = self.step_counts(step)
+                label = '%s, round %d' % (name, number + 1)
+                if kind.startswith('bv'):
+                    if result.get('verified_count') != layers + 2:
+                        self.fail('%s verified %s items, expected %d' % (name, result.get('verified_count'),
+                                                                         layers + 2))
+                    self.add(section, key + '_elapsed_s', result['elapsed'], measured)
+                    # One GET of the manifest, one GET per blob (the layers and the config).
+                    self.expect_counts(section, label, src_counts, {'GET manifests': 1, 'GET blobs': layers + 1})
+                else:
+                    expected_src, expected_dest = self.copy_expectations(layers + 1, mount=False)
+                    self.expect_counts(section, label + ' (source)', src_counts, expected_src)
+                    self.expect_counts(section, label + ' (destination)', dest_counts, expected_dest)
+
+    # -- index -------------------------------------------------------------------------------
+    def section_index(self):
+        section = 'index'
+        platforms = len(INDEX_PLATFORMS)
+        layers = len(self.index_sizes)
+        self.info[section] = ('OCI index of %d platforms, %d layers each (%s); blob_verify of the whole index vs '
+                              'skopeo copy --all to dir:'
+                              % (platforms, layers, ', '.join(human_bytes(s) for s in self.index_sizes)))
+        image = self.ref('index')
+        for number, measured in self.rounds_iter():
+            steps, dummy = self.runner.play([('ping', PING), ('blob_verify index', bv_task(image))])
+            ping, task = steps
+            result = task['result']
+            # Every platform: its manifest, its config and its layers (synth_image seeds each platform
+            # differently, so no blob is shared), plus the index itself.
+            items = 1 + platforms * (1 + 1 + layers)
+            if result.get('failed') or result.get('verified_count') != items:
+                self.fail('blob_verify of the index verified %s items, expected %d: %s'
+                          % (result.get('verified_count'), items, json.dumps(result)[:1500]))
+            self.add(section, 'task_s', task['seconds'], measured)
+            self.add(section, 'task_minus_ping_s', task['seconds'] - ping['seconds'], measured)
+            self.add(section, 'elapsed_s', result['elapsed'], measured)
+            counts, dummy = self.step_counts(task)
+            # One GET of the index, one GET per child manifest, one GET per blob.
+            self.expect_counts(section, 'blob_verify index, round %d' % (number + 1), counts,
+                               {'GET manifests': 1 + platforms, 'GET blobs': platforms * (1 + layers)})
+            target = os.path.join(self.workdir, 'skopeo-index')
+            shutil.rmtree(target, ignore_errors=True)
+            seconds = self.skopeo('%s/bench/index:latest' % self.src, 'dir:' + target, extra=['--all'], cold=False)
+            shutil.rmtree(target, ignore_errors=True)
+            self.add(section, 'skopeo_s', seconds, measured)
+
+    # -- running -------------------------------------------------------------------------------
+    def run(self):
+        self.machine = machine_info(self.python)
+        self.started_at = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+        start = time.perf_counter()
+        self.section_seconds = {}
+        try:
+            self.setup()
+            for section in SECTIONS:
+                if section in self.sections:
+                    began = time.perf_counter()
+                    print('bench: %s ...' % section, file=sys.stderr, flush=True)
+                    getattr(self, 'section_' + section)()
+                    self.section_seconds[section] = round(time.perf_counter() - began, 1)
+        finally:
+            if self.registries is not None:
+                self.registries.stop_all()
+            if self.workdir and not self.args.keep:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+        self.machine['loadavg_end'] = list(os.getloadavg())
+        self.total_seconds = time.perf_counter() - start
+
+
+# ----------------------------------------------------------------------------------------------
+# report
+
+
+def cell(text):
+    """A markdown table cell: pipes escaped (also inside code spans, which GitHub renders)."""
+    return str(text).replace('|', '\\|')
+
+
+def row(*cells):
+    return '| %s |' % ' | '.join(cell(c) for c in cells)
+
+
+def fmt(value, unit):
+    if value is None:
+        return 'n/a'
+    if unit == 's':
+        return '%.3f s' % value
+    if unit == 'GB/s':
+        return '%.2f GB/s' % (value / 1e9)
+    if unit == 'MiB':
+        return '%.1f MiB' % value
+    if unit == 'bytes':
+        return human_bytes(int(value)) if value else '0 B'
+    if unit == 'n':
+        return '%d' % value
+    return '%s' % value
+
+
+def table(samples, rows):
+    """rows: (label, key, unit, ratio) with ratio None or (ref_key, ref_label) or (ref_key, ref_label, invert)."""
+    lines = ['| measurement | median | min | max | vs … (median ratio) |', '|---|---|---|---|---|']
+    for label, key, unit, ratio in rows:
+        values = samples.get(key)
+        if not values:
+            continue
+        median, low, high = summary(values)
+        text = ''
+        if ratio and samples.get(ratio[0]):
+            pairs = ratios(values, samples[ratio[0]])
+            if pairs:
+                text = '%.2fx %s' % (summary(pairs)[0], ratio[1])
+        lines.append(row(label, fmt(median, unit), fmt(low, unit), fmt(high, unit), text))
+    return lines
+
+
+def median_ratio(samples, key, ref):
+    """The median of the round-by-round ratios key/ref; NaN (every comparison false) when there are none."""
+    if not samples.get(key) or not samples.get(ref):
+        return float('nan')
+    value = summary(ratios(samples[key], samples[ref]))[0]
+    return float('nan') if value is None else value
+
+
+def floors(bench):
+    """``[(issue, floor, measured text, ok)]`` for the sections that ran."""
+    out = []
+    s = bench.samples
+    bv = s.get('blob_verify', {})
+    if bv:
+        value = median_ratio(bv, 'module_Bps', 'limit_Bps')
+        out.append(('3', 'in-module download + verify >= 0.65 x min(hashlib sha256, loopback curl)',
+                    '%s = %.2fx (limit median %s)' % (fmt(summary(bv['module_Bps'])[0], 'GB/s'), value,
+                                                      fmt(summary(bv['limit_Bps'])[0], 'GB/s')), value >= 0.65))
+        for key, label in (('task_minus_ping_s', 'first'), ('warm_task_minus_ping_s', 'second')):
+            value = median_ratio(bv, key, 'curl_openssl_s')
+            out.append(('3', 'task - ping <= 0.8 x curl | openssl dgst -sha256 (%s blob_verify task of the play)'
+                        % label, '%s = %.2fx %s' % (fmt(summary(bv[key])[0], 's'), value,
+                                                    fmt(summary(bv['curl_openssl_s'])[0], 's')), value <= 0.8))
+        growth = max(bv['rss_growth_mib'])
+        out.append(('3', 'module peak RSS growth < 64 MiB (%s layer vs tiny image, worst round)'
+                    % human_bytes(bench.big_size), '%.1f MiB (%.1f vs %.1f MiB)'
+                    % (growth, summary(bv['rss_big_mib'])[0], summary(bv['rss_tiny_mib'])[0]), growth < 64))
+    wk = s.get('workers', {})
+    if wk:
+        value = median_ratio(wk, 'bv30_wd_elapsed_s', 'bv30_w1_elapsed_s')
+        out.append(('3', '30 layers: blob_verify workers %d faster than workers 1 (in-module elapsed)'
+                    % bench.bv_workers,
+                    '%.2fx (%s vs %s)' % (value, fmt(summary(wk['bv30_wd_elapsed_s'])[0], 's'),
+                                          fmt(summary(wk['bv30_w1_elapsed_s'])[0], 's')), value < 1))
+        value = median_ratio(wk, 'copy50_wd_s', 'copy50_w1_s')
+        out.append(('5', '%d layers: copy workers %d faster than workers 1 (task time)'
+                    % (bench.many_layers, bench.copy_workers), '%.2fx (%s vs %s)'
+                    % (value, fmt(summary(wk['copy50_wd_s'])[0], 's'), fmt(summary(wk['copy50_w1_s'])[0], 's')),
+                    value < 1))
+    rt = s.get('retag', {})
+    if rt:
+        for key, ref, label in (('fifty_new_s', 'one_new_s', 'changed'), ('fifty_same_s', 'one_same_s', 'unchanged')):
+            value = median_ratio(rt, key, ref)
+            out.append(('4', '50 tags < 1.5 x one tag (%s)' % label, '%.2fx (%s vs %s)'
+                        % (value, fmt(summary(rt[key])[0], 's'), fmt(summary(rt[ref])[0], 's')), value < 1.5))
+    cp = s.get('copy', {})
+    if cp:
+        transferred = cp['big_mount_bytes'] + cp['many_mount_bytes']
+        out.append(('5', 'cross-repository copy (mount) transfers 0 bytes', 'max %d bytes over %d copies'
+                    % (max(transferred), len(transferred)), max(transferred) == 0))
+        value = median_ratio(cp, 'big_cross_s', 'big_cross_skopeo_s')
+        out.append(('5', '%s copy between registries, whole task <= skopeo copy' % human_bytes(bench.big_size),
+                    '%.2fx (%s vs %s)' % (value, fmt(summary(cp['big_cross_s'])[0], 's'),
+                                          fmt(summary(cp['big_cross_skopeo_s'])[0], 's')), value <= 1))
+    return out
+
+
+def report(bench, argv):
+    s = bench.samples
+    lines = ['# make bench: %s' % bench.started_at.isoformat(), '',
+             'Command: `%s`  ' % ' '.join(shlex.quote(a) for a in ['bench/bench.py'] + argv),
+             'Mode: %s; %d measured round%s after %d warm-up round%s; every tool once per round; median, min and '
+             'max over the rounds; ratios taken round by round, then their median. Harness time %.0f s (seeding '
+             '%.0f s).' % ('quick (smoke test)' if bench.quick else 'full', bench.rounds,
+                           '' if bench.rounds == 1 else 's', bench.warmup, '' if bench.warmup == 1 else 's',
+                           bench.total_seconds, bench.seed_seconds)]
+    bvw, cpw = bench.bv_workers, bench.copy_workers
+    sections = {
+        'blob_verify': [
+            ('blob_verify task - ping (first blob_verify task of the play)', 'task_minus_ping_s', 's',
+             ('curl_openssl_s', 'curl | openssl')),
+            ('blob_verify task - ping (second task, warm)', 'warm_task_minus_ping_s', 's',
+             ('curl_openssl_s', 'curl | openssl')),
+            ('blob_verify whole task (first)', 'task_s', 's', None),
+            ('ansible.builtin.ping task', 'ping_s', 's', None),
+            ('blob_verify in-module elapsed', 'module_elapsed_s', 's', None),
+            ('blob_verify in-module throughput', 'module_Bps', 'GB/s', ('limit_Bps', 'min(hashlib, curl -o)')),
+            ('`curl -s URL | openssl dgst -sha256`', 'curl_openssl_s', 's', ('task_minus_ping_s', 'module task - ping')),
+            ('`curl -s URL | sha256sum`', 'curl_sha256sum_s', 's', ('task_minus_ping_s', 'module task - ping')),
+            ('`skopeo copy docker:// dir:`', 'skopeo_dir_s', 's', ('task_minus_ping_s', 'module task - ping')),
+            ('hashlib sha256, same bytes in memory', 'hashlib_Bps', 'GB/s', None),
+            ('loopback download, `curl -s -o /dev/null`', 'curl_dl_Bps', 'GB/s', None),
+            ('module peak RSS, big image', 'rss_big_mib', 'MiB', None),
+            ('module peak RSS, tiny image', 'rss_tiny_mib', 'MiB', None),
+            ('module peak RSS growth', 'rss_growth_mib', 'MiB', None)],
+        'retag': [
+            ('ansible.builtin.ping task', 'ping_s', 's', None),
+            ('tag, 1 tag, new', 'one_new_s', 's', ('ping_s', 'ping')),
+            ('tag, 1 tag, unchanged', 'one_same_s', 's', ('ping_s', 'ping')),
+            ('tag, 50 tags, new', 'fifty_new_s', 's', ('one_new_s', '1 tag new')),
+            ('tag, 50 tags, unchanged', 'fifty_same_s', 's', ('one_same_s', '1 tag unchanged')),
+            ('requests, 1 tag new', 'one_new_requests', 'n', None),
+            ('requests, 1 tag unchanged', 'one_same_requests', 'n', None),
+            ('requests, 50 tags new', 'fifty_new_requests', 'n', None),
+            ('requests, 50 tags unchanged', 'fifty_same_requests', 'n', None)],
+        'copy': [],
+        'workers': [
+            ('blob_verify 30 layers, workers 1, in-module', 'bv30_w1_elapsed_s', 's', None),
+            ('blob_verify 30 layers, workers %d, in-module' % bvw, 'bv30_wd_elapsed_s', 's',
+             ('bv30_w1_elapsed_s', 'workers 1')),
+            ('blob_verify 30 layers, workers 1, task', 'bv30_w1_s', 's', None),
+            ('blob_verify 30 layers, workers %d, task' % bvw, 'bv30_wd_s', 's', ('bv30_w1_s', 'workers 1')),
+            ('blob_verify %d layers, workers 1, in-module' % bench.many_layers, 'bv50_w1_elapsed_s', 's', None),
+            ('blob_verify %d layers, workers %d, in-module' % (bench.many_layers, bvw), 'bv50_wd_elapsed_s', 's',
+             ('bv50_w1_elapsed_s', 'workers 1')),
+            ('copy %d layers cross-registry, workers 1, task' % bench.many_layers, 'copy50_w1_s', 's', None),
+            ('copy %d layers cross-registry, workers %d, task' % (bench.many_layers, cpw), 'copy50_wd_s', 's',
+             ('copy50_w1_s', 'workers 1'))],
+        'index': [
+            ('blob_verify whole index, task', 'task_s', 's', ('skopeo_s', 'skopeo --all')),
+            ('blob_verify whole index, task - ping', 'task_minus_ping_s', 's', ('skopeo_s', 'skopeo --all')),
+            ('blob_verify whole index, in-module', 'elapsed_s', 's', None),
+            ('`skopeo copy --all docker:// dir:`', 'skopeo_s', 's', None)],
+    }
+    for name, label in (('big', human_bytes(bench.big_size)), ('many', '%d layers' % bench.many_layers)):
+        for case, text in (('mount', 'cross-repository (mount)'), ('cross', 'cross-registry')):
+            key = '%s_%s' % (name, case)
+            sections['copy'].extend([
+                ('copy %s, %s, task' % (label, text), key + '_s', 's', (key + '_skopeo_s', 'skopeo')),
+                ('skopeo copy %s, %s' % (label, text), key + '_skopeo_s', 's', None),
+                ('copy %s, %s, bytes transferred' % (label, text), key + '_bytes', 'bytes', None),
+                ('copy %s, %s, requests (both registries)' % (label, text), key + '_requests', 'n',
+                 (key + '_skopeo_requests', 'skopeo')),
+                ('skopeo copy %s, %s, requests' % (label, text), key + '_skopeo_requests', 'n', None)])
+    for section in SECTIONS:
+        if section not in s:
+            continue
+        heading = '%s (%s s).' % (bench.info.get(section, ''), bench.section_seconds.get(section))
+        lines += ['', '## %s' % section, '', heading, '']
+        lines += table(s[section], sections[section])
+    lines += ['', '## Floors (issues 3, 4, 5)', '']
+    if bench.quick:
+        lines += ['Quick mode: the sizes are too small for the floors to mean anything; they are shown to prove '
+                  'that every figure is computed. Use a full run to judge them.', '']
+    lines += ['| issue | floor | measured | result |', '|---|---|---|---|']
+    for issue, floor, measured, ok in floors(bench):
+        lines.append(row(issue, floor, measured.replace('nanx', 'n/a'), 'PASS' if ok else '**FAIL**'))
+    failed_counts = [c for c in bench.counts if not c['ok']]
+    lines += ['', '## Request counts (registry access logs)', '',
+              '%d checks, %d failed; expected counts derived from the image shapes.' % (
+                  len([c for c in bench.counts if c['expected'] != '-']), len(failed_counts)), '',
+              '| case | measured | expected | |', '|---|---|---|---|']
+    shown = set()
+    for count in bench.counts:
+        # One line per case (the first round's), and every failure.
+        case = re.sub(r', round \d+', '', count['case'])
+        if count['ok'] and case in shown:
+            continue
+        shown.add(case)
+        lines.append(row(count['case'], count['measured'], count['expected'],
+                         ('ok' if count['expected'] != '-' else '') if count['ok'] else '**MISMATCH**'))
+    m = bench.machine
+    lines += ['', '## Machine', '',
+              '- CPU: %s, %s cores; RAM %s GiB; %s, %s' % (m['cpu'], m['cores'], m['ram_gib'], m['os'], m['kernel']),
+              '- Python %s, ansible-core %s, %s, %s'
+              % (m['python'], m['ansible_core'], m['docker_registry'], m['skopeo']),
+              '- %s; %s' % (m['curl'], m['openssl']),
+              '- load average (1, 5, 15 min) at start %s, at end %s' % (
+                  ' '.join('%.2f' % v for v in m['loadavg_start']), ' '.join('%.2f' % v for v in m['loadavg_end'])),
+              '- registries: distribution on 127.0.0.1:%d and 127.0.0.1:%d, filesystem storage under .build/bench/'
+              % tuple(bench.args.ports[:2]), '']
+    return '\n'.join(lines)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split('\n\n', 1)[1])
+    parser.add_argument('--quick', action='store_true',
+                        help='smoke test: small sizes, 1 round, no warm-up; asserts the request counts')
+    parser.add_argument('--only', default=','.join(SECTIONS),
+                        help='comma-separated sections (default: all): %s' % ', '.join(SECTIONS))
+    parser.add_argument('--rounds', type=int, help='measured rounds (default 5; 1 with --quick)')
+    parser.add_argument('--warmup', type=int, help='warm-up rounds, not measured (default 1; 0 with --quick)')
+    parser.add_argument('--size', help='size of the big layer (default 256M; 8M with --quick)')
+    parser.add_argument('--layers', type=int, help='layers of the many-layer image (default 50; 10 with --quick)')
+    parser.add_argument('--layer-size', help='size of each of those layers (default 2M; 64k with --quick)')
+    parser.add_argument('--ports', default='5300,5301', help='loopback ports of the two registries (default 5300,5301)')
+    parser.add_argument('--python', default=sys.executable, help='interpreter for ansible-playbook and the modules')
+    parser.add_argument('--markdown', help='also write the report to this file')
+    parser.add_argument('--json', help='write the raw samples and checks to this file')
+    parser.add_argument('--strict', action='store_true', help='exit 1 when a floor or a request count fails')
+    parser.add_argument('--keep', action='store_true', help='keep the work directory (playbooks, outputs)')
+    args = parser.parse_args(argv)
+    args.only = [s.strip() for s in args.only.split(',') if s.strip()]
+    unknown = [s for s in args.only if s not in SECTIONS]
+    if unknown:
+        parser.error('unknown section(s) %s; choose from %s' % (', '.join(unknown), ', '.join(SECTIONS)))
+    try:
+        args.ports = [int(p) for p in args.ports.split(',')]
+    except ValueError:
+        parser.error('--ports takes two port numbers, e.g. 5300,5301')
+    if len(args.ports) != 2 or len(set(args.ports)) != 2:
+        parser.error('--ports takes two different port numbers, e.g. 5300,5301')
+    if (args.rounds is not None and args.rounds < 1) or (args.warmup is not None and args.warmup < 0):
+        parser.error('--rounds must be at least 1 and --warmup at least 0')
+    return args
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    install_signal_handlers()
+    bench = Bench(args)
+    try:
+        bench.run()
+    except BenchError as error:
+        print('bench: error: %s' % error, file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, SystemExit) as stop:
+        print('bench: interrupted; the registries were stopped', file=sys.stderr)
+        return stop.code if isinstance(stop, SystemExit) and isinstance(stop.code, int) else 130
+    text = report(bench, argv)
+    print(text)
+    if args.markdown:
+        directory = os.path.dirname(os.path.abspath(args.markdown))
+        os.makedirs(directory, exist_ok=True)
+        with open(args.markdown, 'w') as handle:
+            handle.write(text)
+    results = floors(bench)
+    if args.json:
+        with open(args.json, 'w') as handle:
+            json.dump({'argv': argv, 'started_at': bench.started_at.isoformat(), 'quick': bench.quick,
+                       'rounds': bench.rounds, 'warmup': bench.warmup, 'big_size': bench.big_size,
+                       'many_layers': bench.many_layers, 'many_layer_size': bench.many_size,
+                       'default_workers': {'blob_verify': bench.bv_workers, 'copy': bench.copy_workers},
+                       'samples': bench.samples, 'request_checks': bench.counts,
+                       'floors': [{'issue': i, 'floor': f, 'measured': m, 'ok': ok} for i, f, m, ok in results],
+                       'machine': bench.machine, 'skopeo_cache_removed': bench.skopeo_cache_removed,
+                       'seconds': bench.total_seconds}, handle, indent=1, sort_keys=True)
+    status = 0
+    if bench.problems and (args.quick or args.strict):
+        print('bench: FAILED: %d request-count check(s) did not hold:' % len(bench.problems), file=sys.stderr)
+        for problem in bench.problems:
+            print('  - ' + problem, file=sys.stderr)
+        status = 1
+    elif bench.problems:
+        print('bench: warning: %d request-count check(s) did not hold (see the table)' % len(bench.problems),
+              file=sys.stderr)
+    missed = [f for i, f, m, ok in results if not ok]
+    if missed and args.strict:
+        print('bench: FAILED (--strict): floor(s) missed: %s' % '; '.join(missed), file=sys.stderr)
+        status = 1
+    if args.quick and status == 0:
+        print('bench: quick: every section ran, every tool ran, %d request-count checks held (%.0f s)'
+              % (len([c for c in bench.counts if c['expected'] != '-']), bench.total_seconds), file=sys.stderr)
+    return status
+
+
+if __name__ == '__main__':
+    sys.exit(main())
