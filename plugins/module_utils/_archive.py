@@ -391,6 +391,7 @@ def load_docker(files, manifest_list, archive_image, tmpdir, what):
     local = DirectoryFiles(tmpdir)
     paths = {config_digest: (local, 'config.json')}
     layers = []
+    compressed = False
     for index, name in enumerate(layer_names):
         if not isinstance(name, str) or not files.exists(name):
             raise InvalidInputError('%s has no layer file %s' % (what, name))
@@ -399,6 +400,7 @@ def load_docker(files, manifest_list, archive_image, tmpdir, what):
             paths[digest] = (files, name)
         else:
             paths[digest] = (local, os.path.basename(path))
+            compressed = True
         layers.append({'mediaType': DOCKER_LAYER_GZIP, 'size': size, 'digest': digest})
     document = {
         'schemaVersion': 2,
@@ -410,7 +412,14 @@ def load_docker(files, manifest_list, archive_image, tmpdir, what):
     top = Manifest(raw, DOCKER_MANIFEST)
     platform = Platform(config.get('os'), config.get('architecture'), config.get('variant'))
     plan = ImagePlan(top, [], unique_blobs([top]), [image_details(top, str(platform) if platform.os else None)])
+    if compressed:
+        plan.layer_compression = layer_compression()
     return plan, ArchiveBlobSource(files, paths, what[4:])
+
+
+def layer_compression():
+    """How this host compresses layers: the digests of compressed layers depend on it."""
+    return 'gzip level %d, zlib %s' % (GZIP_LEVEL, zlib.ZLIB_RUNTIME_VERSION)
 
 
 def load_image(path, tmpdir, archive_image=None):

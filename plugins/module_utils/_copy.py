@@ -54,6 +54,7 @@ class ImagePlan:
         self.children = children or []      # [Manifest], pushed by digest before the top
         self.blobs = blobs or []            # [descriptor dicts], unique by digest
         self.images = images or []          # per-platform details for the result
+        self.layer_compression = None       # how layers were compressed on this host, when they were
 
     @property
     def digest(self):

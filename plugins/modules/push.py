@@ -17,7 +17,14 @@ description:
   - OCI images (and indexes) are pushed as they are, so their digest is kept.
   - The layers of a docker-archive are uncompressed tars; each is compressed deterministically (gzip level 6,
     no file name, no timestamp), checked against the image config's C(rootfs.diff_ids), and a Docker schema2
-    manifest is built. The same archive always gives the same digest, so pushing it again changes nothing.
+    manifest is built. The same archive gives the same digest every time on the same host, so pushing it again
+    changes nothing.
+  - The compressed bytes, hence the layer and manifest digests, depend on the zlib library of the managed node
+    (RV(layer_compression) says which). Hosts with another zlib build, for example zlib-ng, which some
+    distributions ship in its place, give other digests for the same docker-archive, and pushing from one of
+    them to an existing tag moves the tag (or fails with O(overwrite=false)). For digests that do not depend on
+    the pushing host, push an OCI archive or layout (its layers are compressed when it is built), or push once
+    and promote the digest with M(imagelayers.registry.copy).
   - "Order: every blob (skipping what the registry has, verifying the bytes while they are sent), then each child
     manifest by digest, then the manifest under the tag, last."
 author:
@@ -97,6 +104,12 @@ image:
   returned: always
   type: str
   sample: registry.example.com/app:1.4.2
+layer_compression:
+  description:
+    - How the layers of a docker-archive were compressed on the managed node; the digests depend on it.
+  returned: when docker-archive layers were compressed
+  type: str
+  sample: gzip level 6, zlib 1.2.13
 format:
   description: What O(src) is.
   returned: always
@@ -185,6 +198,8 @@ def run(rm):
     result = publish_result(reference, plan, sync, stats, diff_mode=rm.diff_mode)
     result['image'] = result.pop('dest')
     result['format'] = kind
+    if plan.layer_compression:
+        result['layer_compression'] = plan.layer_compression
     result['tags'] = sync.results() if sync is not None else []
     return result
 

@@ -10,6 +10,7 @@ import io
 import json
 import os
 import tarfile
+import zlib
 
 import pytest
 
@@ -128,6 +129,7 @@ def test_docker_archive_is_compressed_deterministically(tmp_path):
         assert data[:2] == b'\x1f\x8b' and data[4:8] == b'\0\0\0\0'  # gzip, mtime 0
         assert data[3] & 0x08 == 0  # no file name
         assert gzip.decompress(data) == layer_tar(b'first layer')
+        assert plan.layer_compression == 'gzip level 6, zlib %s' % zlib.ZLIB_RUNTIME_VERSION
     assert digests[0] == digests[1]
 
 
@@ -158,6 +160,7 @@ def test_oci_layout_directory_and_archive_keep_the_digest(tmp_path):
     entries = oci_layout(root, ['1.0', '2.0'])
     plan, source, kind = load_image(root, str(tmp_path), '2.0')
     assert kind == 'oci-layout' and plan.digest == entries[1]['digest']
+    assert plan.layer_compression is None  # nothing compressed here: the digest is the archive's own
     for blob in plan.blobs:
         assert sha(read_blob(source, blob)) == blob['digest']
     archive = str(tmp_path / 'o.tar')
