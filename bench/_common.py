@@ -152,6 +152,14 @@ class Registries:
     def log_path(self, name):
         return os.path.join(self.state_dir, name, 'registry.log')
 
+    def cpu_seconds(self, name):
+        """CPU time (user + system) the registry process has used so far, from /proc."""
+        with open(os.path.join(self.state_dir, name, 'registry.pid')) as handle:
+            pid = int(handle.read().strip())
+        with open('/proc/%d/stat' % pid) as handle:
+            fields = handle.read().rsplit(')', 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / float(os.sysconf('SC_CLK_TCK'))
+
     def storage(self, name):
         return os.path.join(self.state_dir, name, 'storage')
 
@@ -342,12 +350,14 @@ def human_bytes(count):
 # ansible-playbook
 
 RSS_WRAPPER = '''#!%(python)s
-# Runs the real interpreter and records the peak RSS of the module process, and which module it was.
+# Runs the real interpreter and records the peak RSS and the CPU time (user + system) of the module
+# process, and which module it was.
 import os, resource, subprocess, sys
 code = subprocess.call([%(python)r] + sys.argv[1:])
 label = os.path.basename(sys.argv[1]) if len(sys.argv) > 1 else '-'
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
 with open(%(out)r, 'a') as f:
-    f.write('%%d %%s\\n' %% (resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, label))
+    f.write('%%d %%s %%.4f\\n' %% (usage.ru_maxrss, label, usage.ru_utime + usage.ru_stime))
 sys.exit(code)
 '''
 
@@ -392,7 +402,8 @@ class Runner:
         """Run ``steps`` (``[(name, {module: args})]``) as one play.
 
         Returns ``[{'name', 'seconds', 'result', 'logs': [(start, end) per log]}]`` and, with
-        ``rss``, a list ``[(kib, module_file)]`` of every module process's peak RSS.
+        ``rss``, a list ``[(kib, module_file, cpu_seconds)]``: every module process's peak RSS and
+        CPU time.
         """
         self.plays += 1
         out = os.path.join(self.workdir, 'out-%d.json' % self.plays)
@@ -440,9 +451,12 @@ class Runner:
                             'logs': spans})
         if not rss:
             return outcome, None
+        peaks = []
         with open(self.rss_file) as handle:
-            peaks = [(int(line.split()[0]), line.split()[1] if len(line.split()) > 1 else '-')
-                     for line in handle if line.strip()]
+            for line in handle:
+                fields = line.split()
+                if fields:
+                    peaks.append((int(fields[0]), fields[1], float(fields[2])))
         return outcome, peaks
 
 
