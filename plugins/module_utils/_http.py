@@ -363,8 +363,12 @@ class RegistryAPI:
                 tls_response = None
             except requests.exceptions.ConnectionError:
                 tls_response = None
-            self.scheme = 'http' if tls_response is None else 'https'
-            return response if tls_response is None else tls_response
+            if tls_response is None:
+                self.scheme = 'http'
+                return response
+            response.close()
+            self.scheme = 'https'
+            return tls_response
         if response is not None and not _is_plain_http_to_tls_answer(response):
             self.scheme = 'http'
             return response
