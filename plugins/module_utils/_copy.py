@@ -27,6 +27,7 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._errors impor
     InvalidInputError,
 )
 from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import (
+    INDEX_TYPES,
     Manifest,
     Platform,
 )
@@ -182,6 +183,20 @@ def publish_result(reference, plan, sync, stats, diff_mode=False):
     return result
 
 
+def add_referrers(result, referrers):
+    """Fold the referrer copies into a copy's result: ``referrers``, ``changed`` and the diff's tags."""
+    result['referrers'] = referrers
+    if any(entry['changed'] for entry in referrers):
+        result['changed'] = True
+    diff = result.get('diff')
+    if diff is not None:
+        for entry in referrers:
+            if entry['before']:
+                diff['before'][entry['tag']] = entry['before']
+            diff['after'][entry['tag']] = entry['digest']
+    return result
+
+
 # -- copy from a registry -------------------------------------------------------------
 class RegistryBlobSource(BlobSource):
     """Blobs read from a repository of a source registry, streamed as they arrive."""
@@ -293,13 +308,24 @@ def source_plan(client, repository, top, wanted=None):
 
 
 def copy_image(src_client, src_ref, dest_client, dest_ref, platforms=None, overwrite=True, expected_digest=None,
-               check_mode=False, workers=None, retries=3):
-    """Copy the image ``src_ref`` names to ``dest_ref``; return the module result (without diff)."""
+               check_mode=False, workers=None, retries=3, referrers=False):
+    """Copy the image ``src_ref`` names to ``dest_ref``; return the module result (without diff).
+
+    With ``referrers``, the signatures, attestations and SBOMs of the image (see
+    :func:`copy_referrers`) are copied too, after every check and before the image
+    itself, so they are there when the tag appears; ``result['referrers']`` lists them.
+    """
     wanted = parse_platforms(platforms)
     workers = _workers(workers)
     found = resolve_source(src_client, src_ref)
     source_digest = found['digest']
     check_expected_digest(source_digest, expected_digest, src_ref.name)
+
+    def with_referrers(outcome):
+        if referrers:
+            outcome[0]['referrers'] = copy_referrers(src_client, src_ref, dest_client, dest_ref, found, wanted,
+                                                     check_mode=check_mode, workers=workers, retries=retries)
+        return outcome
     dest_tag = dest_ref.tag
     current = None
     if dest_tag:
@@ -307,12 +333,12 @@ def copy_image(src_client, src_ref, dest_client, dest_ref, platforms=None, overw
         current = {dest_tag: head['digest'] if head else None}
         if wanted is None and current[dest_tag] == source_digest:
             # Already there: nothing but HEADs.
-            return _unchanged(src_ref, dest_ref, source_digest, found['media_type'], current)
+            return with_referrers(_unchanged(src_ref, dest_ref, source_digest, found['media_type'], current))
         if wanted is None and current[dest_tag] is not None and not overwrite:
             plan_put(current, [dest_tag], source_digest, overwrite=False, repository_name=dest_ref.repository_name)
     elif wanted is None and dest_ref.digest == source_digest:
         if dest_client.head_manifest(dest_ref.repository, source_digest) is not None:
-            return _unchanged(src_ref, dest_ref, source_digest, found['media_type'], None)
+            return with_referrers(_unchanged(src_ref, dest_ref, source_digest, found['media_type'], None))
 
     top = found.get('manifest') or src_client.get_manifest(src_ref.repository, source_digest)
     digest_changed = False
@@ -328,17 +354,72 @@ def copy_image(src_client, src_ref, dest_client, dest_ref, platforms=None, overw
         raise InvalidInputError('The destination %s names digest %s, but the image to write has digest %s'
                                 % (dest_ref.name, dest_ref.digest, top.digest))
     if dest_tag and current[dest_tag] == top.digest:
-        return _unchanged(src_ref, dest_ref, top.digest, top.media_type, current, source_digest)
+        return with_referrers(_unchanged(src_ref, dest_ref, top.digest, top.media_type, current, source_digest))
 
     # A single-platform source must be one of the platforms asked for (its config says which it is).
     plan = source_plan(src_client, src_ref.repository, top, wanted if wanted and not digest_changed else None)
     same_registry = src_client.api_host == dest_client.api_host
     mount_from = src_ref.repository if same_registry and src_ref.repository != dest_ref.repository else None
     source = RegistryBlobSource(src_client, src_ref.repository, mount_from=mount_from)
+    result = {'source_digest': source_digest, 'digest_changed': digest_changed, 'src': src_ref.name}
+    with_referrers((result, plan, None, None))
     sync, stats = publish(dest_client, dest_ref, plan, source, overwrite=overwrite, check_mode=check_mode,
                           workers=workers, current=current, retries=retries)
-    result = {'source_digest': source_digest, 'digest_changed': digest_changed, 'src': src_ref.name}
     return result, plan, sync, stats
+
+
+# -- referrers: signatures, attestations, SBOMs ---------------------------------------
+# Registries without the OCI 1.1 referrers API keep what refers to a manifest under tags derived
+# from its digest: cosign its signatures, attestations and SBOMs under sha256-<hex>.sig, .att and
+# .sbom; OCI 1.1 clients an index of the artifacts whose subject it is under sha256-<hex>.
+REFERRER_TAG_SUFFIXES = ('', '.sig', '.att', '.sbom')
+
+
+def referrer_tags(digest):
+    """The tags that may hold what refers to the manifest ``digest``."""
+    algorithm, encoded = validate_digest(digest)
+    return ['%s-%s%s' % (algorithm, encoded, suffix) for suffix in REFERRER_TAG_SUFFIXES]
+
+
+def referrer_subjects(src_client, src_ref, found, wanted=None):
+    """The manifest digests whose referrers go with a copy: those the destination keeps.
+
+    The top manifest, unless a platform subset gives it a new digest; and every child of an
+    index, or only those of the platforms ``wanted``.
+    """
+    subjects = [] if wanted else [found['digest']]
+    if found.get('media_type') in INDEX_TYPES:
+        index = found.get('manifest') or src_client.get_manifest(src_ref.repository, found['digest'])
+        if wanted:
+            entries = _filtered_index(index, wanted)[0]
+        else:
+            entries = [c for c in index.data.get('manifests') or [] if isinstance(c, dict)]
+        subjects.extend(c['digest'] for c in entries if c.get('digest') and c['digest'] not in subjects)
+    return subjects
+
+
+def copy_referrers(src_client, src_ref, dest_client, dest_ref, found, wanted=None, check_mode=False, workers=None,
+                   retries=3):
+    """Copy the referrer tags (see :func:`referrer_tags`) the source has for the image, each like an image.
+
+    Each goes to the same tag in the destination repository, moved when the source's differs (a
+    new signature was added): the destination mirrors the source. Returns one entry per tag found:
+    ``{'subject', 'tag', 'digest', 'changed', 'blobs_copied', 'blobs_mounted', 'bytes_transferred'}``.
+    """
+    copies = []
+    for subject in referrer_subjects(src_client, src_ref, found, wanted):
+        for tag in referrer_tags(subject):
+            if src_client.resolve(src_ref.repository, tag) is None:
+                continue
+            dummy, plan, sync, stats = copy_image(src_client, src_ref.with_tag(tag), dest_client,
+                                                  dest_ref.with_tag(tag), check_mode=check_mode, workers=workers,
+                                                  retries=retries)
+            entry = {'subject': subject, 'tag': tag, 'digest': plan.digest, 'changed': sync.changed,
+                     'before': sync.entries[0].get('before')}
+            entry.update({key: value for key, value in stats.to_dict().items()
+                          if key in ('blobs_copied', 'blobs_mounted', 'bytes_transferred')})
+            copies.append(entry)
+    return copies
 
 
 def _unchanged(src_ref, dest_ref, digest, media_type, current, source_digest=None):

@@ -78,6 +78,20 @@ options:
       - How many blobs (and child manifests) are transferred at once.
     type: int
     default: 4
+  referrers:
+    description:
+      - Also copy what refers to the image and is kept under tags derived from its digest, where cosign and
+        registries without the OCI 1.1 referrers API keep it. For each manifest whose digest the destination
+        keeps (the top one, unless O(platforms) makes a new one, and each platform's) these are
+        C(sha256-<hex>.sig) (cosign signatures), C(sha256-<hex>.att) (attestations), C(sha256-<hex>.sbom)
+        (SBOMs) and C(sha256-<hex>) (the OCI 1.1 referrers index).
+      - Each found is copied to the same tag in the destination repository, like an image, before the image
+        itself, so the signatures are there when the tag appears; a referrer tag the source moved (a signature
+        added) is moved at the destination too, whatever O(overwrite) says.
+      - Referrers known only to a registry's referrers API (C(GET /v2/<name>/referrers/<digest>)) are not
+        looked up.
+    type: bool
+    default: false
   src_username:
     description:
       - Username for the source registry. Defaults to O(username).
@@ -170,6 +184,12 @@ EXAMPLES = r'''
     src_ca_path: /etc/pki/internal-ca.pem
     dest_client_cert: /etc/pki/mirror-client.pem
     dest_client_key: /etc/pki/mirror-client.key
+
+- name: Promote an image with its cosign signatures and attestations
+  imagelayers.registry.copy:
+    src: registry.dev.example.com/app@{{ tested_digest }}
+    dest: registry.prod.example.com/app:1.4.2
+    referrers: true
 
 - name: Copy into another repository of the same registry (blobs are mounted, not transferred)
   imagelayers.registry.copy:
@@ -274,6 +294,22 @@ images:
       media_type: application/vnd.oci.image.manifest.v1+json
       layers: 3
       size: 31457280
+referrers:
+  description:
+    - With O(referrers=true), the referrer tags found in the source and copied, in the order copied.
+    - C(subject) is the digest they refer to; C(before) the digest the destination tag had (null when new).
+  returned: when O(referrers=true)
+  type: list
+  elements: dict
+  sample:
+    - subject: sha256:7e1a4e2d11e2ac7a8c3f768d4166c2defeb09d2a750b010412b6ea13de1efb19
+      tag: sha256-7e1a4e2d11e2ac7a8c3f768d4166c2defeb09d2a750b010412b6ea13de1efb19.sig
+      digest: sha256:0c5e7a61cbd7bd8c3f2a38c62f0f4b6a6e0f3d1a2b4c6d8e0f1a3b5c7d9e1f30
+      before: null
+      changed: true
+      blobs_copied: 2
+      blobs_mounted: 0
+      bytes_transferred: 1523
 tags:
   description: The destination tag, with the digest it pointed at before and after (empty for a push by digest).
   returned: always
@@ -286,7 +322,11 @@ tags:
       changed: true
 '''
 
-from ansible_collections.imagelayers.registry.plugins.module_utils._copy import copy_image, publish_result
+from ansible_collections.imagelayers.registry.plugins.module_utils._copy import (
+    add_referrers,
+    copy_image,
+    publish_result,
+)
 from ansible_collections.imagelayers.registry.plugins.module_utils._module import (
     RegistryModule,
     side_argument_spec,
@@ -312,10 +352,13 @@ def run(rm):
     extra, plan, sync, stats = copy_image(
         src_client, src_ref, dest_client, dest_ref, platforms=params['platforms'], overwrite=params['overwrite'],
         expected_digest=params['expected_digest'], check_mode=rm.check_mode, workers=params['workers'],
-        retries=params['retries'])
+        retries=params['retries'], referrers=params['referrers'])
+    referrers = extra.pop('referrers', None)
     result = publish_result(dest_ref, plan, sync, stats, diff_mode=rm.diff_mode)
     result.update(extra)
     result['tags'] = sync.results() if sync is not None else []
+    if referrers is not None:
+        add_referrers(result, referrers)
     return result
 
 
@@ -329,6 +372,7 @@ def main():
         'overwrite': {'type': 'bool', 'default': True},
         'expected_digest': {'type': 'str'},
         'workers': {'type': 'int', 'default': 4},
+        'referrers': {'type': 'bool', 'default': False},
     })
     rm = RegistryModule(
         argument_spec=argument_spec,

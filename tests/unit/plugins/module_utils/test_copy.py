@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from ansible_collections.imagelayers.registry.plugins.module_utils._copy import copy_image
+from ansible_collections.imagelayers.registry.plugins.module_utils._copy import add_referrers, copy_image
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
     IntegrityError,
     InvalidInputError,
@@ -278,3 +278,66 @@ def test_a_401_to_a_streamed_blob_put_sends_the_whole_blob_again(source, server)
     assert all(target.blobs[('prod/app', d)] for d in layers + [config])
     assert all(r['headers'].get('Authorization') == 'Bearer fresh' for r in puts[1:])
     assert stats.blobs_copied == 2
+
+
+def sig_tag(digest, suffix=''):
+    return digest.replace(':', '-') + suffix
+
+
+def test_referrers_go_before_the_tag_and_follow_a_new_signature(source, server):
+    amd, c1, l1 = source.add_image('app', None, [b'1' * 10], platform=('linux', 'amd64', None))
+    arm, c2, l2 = source.add_image('app', None, [b'2' * 10], platform=('linux', 'arm64', 'v8'))
+    index = source.add_index('app', '1', [(amd, ('linux', 'amd64', None)), (arm, ('linux', 'arm64', 'v8'))])
+    # cosign keeps a signature of the index and an attestation of the arm64 image under derived tags.
+    sig, dummy, dummy = source.add_image('app', sig_tag(index, '.sig'), [b'signature one'])
+    att, dummy, dummy = source.add_image('app', sig_tag(arm, '.att'), [b'attestation'])
+    target = UploadTarget(server)
+    src_ref, dest_ref = refs(source, server)
+    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server), dest_ref, check_mode=True,
+                                          referrers=True)
+    assert writes(server) == []
+    assert [(r['subject'], r['tag'], r['changed']) for r in extra['referrers']] == [
+        (index, sig_tag(index, '.sig'), True), (arm, sig_tag(arm, '.att'), True)]
+
+    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server), dest_ref, referrers=True)
+    assert [r['digest'] for r in extra['referrers']] == [sig, att]
+    assert target.manifests[('prod/app', sig_tag(index, '.sig'))] == source.manifests[('app', sig)]
+    assert target.manifests[('prod/app', sig_tag(arm, '.att'))] == source.manifests[('app', att)]
+    tag_puts = [path for method, path in writes(server) if '/manifests/' in path and 'sha256:' not in path]
+    assert tag_puts[-1] == '/v2/prod/app/manifests/1'  # the image's tag last, after its signatures
+
+    # Nothing new: no write at all. Then a second signature moves the .sig tag: it follows.
+    before = len(writes(server))
+    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server), dest_ref, referrers=True)
+    assert not sync.changed and not any(r['changed'] for r in extra['referrers'])
+    assert len(writes(server)) == before
+    sig2, dummy, dummy = source.add_image('app', sig_tag(index, '.sig'), [b'signature one', b'signature two'])
+    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server), dest_ref, referrers=True,
+                                          overwrite=False)
+    moved = [r for r in extra['referrers'] if r['changed']]
+    assert not sync.changed and [(r['tag'], r['before'], r['digest']) for r in moved] == [
+        (sig_tag(index, '.sig'), sig, sig2)]
+
+
+def test_referrers_of_a_platform_subset_are_those_of_the_kept_platforms(source, server):
+    amd, c1, l1 = source.add_image('app', None, [b'1' * 10], platform=('linux', 'amd64', None))
+    arm, c2, l2 = source.add_image('app', None, [b'2' * 10], platform=('linux', 'arm64', 'v8'))
+    index = source.add_index('app', '1', [(amd, ('linux', 'amd64', None)), (arm, ('linux', 'arm64', 'v8'))])
+    source.add_image('app', sig_tag(index, '.sig'), [b'index signature'])
+    source.add_image('app', sig_tag(amd, '.sig'), [b'amd64 signature'])
+    source.add_image('app', sig_tag(arm, '.sig'), [b'arm64 signature'])
+    UploadTarget(server)
+    src_ref, dest_ref = refs(source, server)
+    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server), dest_ref,
+                                          platforms=['linux/arm64'], referrers=True)
+    # The index's signature does not sign what was written (the arm64 image alone), so it stays behind.
+    assert plan.digest == arm and [r['tag'] for r in extra['referrers']] == [sig_tag(arm, '.sig')]
+
+
+def test_add_referrers_folds_them_into_the_result_and_the_diff():
+    result = {'changed': False, 'diff': {'before': {'1': 'sha256:a'}, 'after': {'1': 'sha256:a'}}}
+    add_referrers(result, [{'tag': 'sha256-a.sig', 'before': 'sha256:s1', 'digest': 'sha256:s2', 'changed': True},
+                           {'tag': 'sha256-a.att', 'before': None, 'digest': 'sha256:t', 'changed': True}])
+    assert result['changed']
+    assert result['diff']['before'] == {'1': 'sha256:a', 'sha256-a.sig': 'sha256:s1'}
+    assert result['diff']['after'] == {'1': 'sha256:a', 'sha256-a.sig': 'sha256:s2', 'sha256-a.att': 'sha256:t'}
