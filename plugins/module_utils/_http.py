@@ -329,18 +329,12 @@ class RegistryAPI:
         http_url = 'http://%s%s' % (self.api_host, path)
         if (self.options.ca_path or getattr(self.options, 'client_cert', None)
                 or (self.auth.credentials and self.auth.credentials.token)):
-            try:
-                response = self.http.send(method, https_url, headers, self.options, data=data,
-                                          auth_host=self.api_host)
+            response, tls_error = self._send_tls(method, https_url, headers, data)
+            if response is not None:
                 self.scheme = 'https'
                 return response
-            except requests.exceptions.SSLError as exc:
-                if _is_certificate_problem(exc) or _is_client_certificate_problem(exc):
-                    self.scheme = 'https'
-                    raise
-                tls_error = exc
             response = self.http.send(method, http_url, headers, self.options, data=data, auth_host=self.api_host)
-            if _is_plain_http_to_tls_answer(response):
+            if _plain_answer_kind(method, response) == 'tls':
                 # A TLS server after all: the handshake problem is the one to report.
                 self.scheme = 'https'
                 raise tls_error
@@ -350,17 +344,16 @@ class RegistryAPI:
             response = self.http.send(method, http_url, headers, self.options, data=data, auth_host=self.api_host)
         except requests.exceptions.ConnectionError:
             response = None
-        if response is not None and _maybe_plain_http_to_tls_answer(method, response):
-            # The answer to a HEAD has no body to tell: ask over TLS, and keep the plain
-            # answer if the server does not speak TLS after all.
+        kind = 'tls' if response is None else _plain_answer_kind(method, response)
+        if kind == 'plain':
+            self.scheme = 'http'
+            return response
+        if kind == 'unknown':
+            # Ask over TLS, and keep the plain answer if the server does not speak TLS after all.
             try:
-                tls_response = self.http.send(method, https_url, headers, self.options, data=data,
-                                              auth_host=self.api_host)
-            except requests.exceptions.SSLError as exc:
-                if _is_certificate_problem(exc) or _is_client_certificate_problem(exc):
-                    self.scheme = 'https'
-                    raise
-                tls_response = None
+                tls_response = self._send_tls(method, https_url, headers, data)[0]
+            except requests.exceptions.SSLError:
+                raise  # a certificate problem: the server does speak TLS
             except requests.exceptions.ConnectionError:
                 tls_response = None
             if tls_response is None:
@@ -369,11 +362,19 @@ class RegistryAPI:
             response.close()
             self.scheme = 'https'
             return tls_response
-        if response is not None and not _is_plain_http_to_tls_answer(response):
-            self.scheme = 'http'
-            return response
         self.scheme = 'https'
         return self.http.send(method, https_url, headers, self.options, data=data, auth_host=self.api_host)
+
+    def _send_tls(self, method, url, headers, data):
+        """One request over TLS: ``(response, None)``, or ``(None, error)`` when the server does not
+        speak TLS. A certificate problem means it does: that is raised, with the scheme settled."""
+        try:
+            return self.http.send(method, url, headers, self.options, data=data, auth_host=self.api_host), None
+        except requests.exceptions.SSLError as exc:
+            if _is_certificate_problem(exc) or _is_client_certificate_problem(exc):
+                self.scheme = 'https'
+                raise
+            return None, exc
 
     def _backoff(self, attempt):
         return min(MAX_RETRY_WAIT, BACKOFF_BASE * (2 ** (attempt - 1))) * (0.75 + random.random() / 2)
@@ -485,22 +486,21 @@ class RegistryAPI:
         return TransportError(msg, url=url, attempts=1)
 
 
-def _maybe_plain_http_to_tls_answer(method, response):
-    """A 400 to a HEAD that is not a registry's own (JSON) error: a TLS server may have sent it,
-    but the answer to a HEAD carries no body that would say so."""
-    return (method == 'HEAD' and response.status_code == 400
-            and 'json' not in response.headers.get('Content-Type', ''))
+def _plain_answer_kind(method, response):
+    """Who answered a plain HTTP request to a loopback port.
 
-
-def _is_plain_http_to_tls_answer(response):
-    """True for the 400 a TLS server gives a plain HTTP request (Go: "Client sent an
-    HTTP request to an HTTPS server."; nginx: "The plain HTTP request was sent to
-    HTTPS port"). A registry's own 400s are JSON and are left untouched."""
+    ``'tls'``: a TLS server, with the 400 that says so (Go: "Client sent an HTTP request to an
+    HTTPS server."; nginx: "The plain HTTP request was sent to HTTPS port"). ``'unknown'``: a
+    non-JSON 400 to a HEAD, whose answer has no body to tell. ``'plain'``: anything else (a
+    registry's own 400s are JSON).
+    """
     if response.status_code != 400 or 'json' in response.headers.get('Content-Type', ''):
-        return False
+        return 'plain'
+    if method == 'HEAD':
+        return 'unknown'
     body = response.raw.read(1024, decode_content=True) if response.raw is not None else b''
     response.close()
-    return b'https' in body.lower()
+    return 'tls' if b'https' in body.lower() else 'plain'
 
 
 def _is_client_certificate_problem(exc):
