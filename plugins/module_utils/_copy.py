@@ -320,27 +320,34 @@ def copy_image(src_client, src_ref, dest_client, dest_ref, platforms=None, overw
     found = resolve_source(src_client, src_ref)
     source_digest = found['digest']
     check_expected_digest(source_digest, expected_digest, src_ref.name)
-
-    def with_referrers(outcome):
-        if referrers:
-            outcome[0]['referrers'] = copy_referrers(src_client, src_ref, dest_client, dest_ref, found, wanted,
-                                                     check_mode=check_mode, workers=workers, retries=retries)
-        return outcome
     dest_tag = dest_ref.tag
     current = None
+
+    def copy_referrers_into(result):
+        if referrers:
+            result['referrers'] = copy_referrers(src_client, src_ref, dest_client, dest_ref, found, wanted,
+                                                 check_mode=check_mode, workers=workers, retries=retries)
+
+    def unchanged(digest, media_type, source=None):
+        """The destination has the image already: only its referrers may have something to do."""
+        outcome = _unchanged(src_ref, dest_ref, digest, media_type, current, source)
+        copy_referrers_into(outcome[0])
+        return outcome
+
     if dest_tag:
         head = dest_client.resolve(dest_ref.repository, dest_tag)
         current = {dest_tag: head['digest'] if head else None}
         if wanted is None and current[dest_tag] == source_digest:
             # Already there: nothing but HEADs.
-            return with_referrers(_unchanged(src_ref, dest_ref, source_digest, found['media_type'], current))
+            return unchanged(source_digest, found['media_type'])
         if wanted is None and current[dest_tag] is not None and not overwrite:
             plan_put(current, [dest_tag], source_digest, overwrite=False, repository_name=dest_ref.repository_name)
     elif wanted is None and dest_ref.digest == source_digest:
         if dest_client.head_manifest(dest_ref.repository, source_digest) is not None:
-            return with_referrers(_unchanged(src_ref, dest_ref, source_digest, found['media_type'], None))
+            return unchanged(source_digest, found['media_type'])
 
     top = found.get('manifest') or src_client.get_manifest(src_ref.repository, source_digest)
+    found['manifest'] = top  # the referrers look at the same source manifest, fetched once
     digest_changed = False
     if wanted and top.is_index:
         new_index, single = subset_index(top, wanted)
@@ -354,7 +361,7 @@ def copy_image(src_client, src_ref, dest_client, dest_ref, platforms=None, overw
         raise InvalidInputError('The destination %s names digest %s, but the image to write has digest %s'
                                 % (dest_ref.name, dest_ref.digest, top.digest))
     if dest_tag and current[dest_tag] == top.digest:
-        return with_referrers(_unchanged(src_ref, dest_ref, top.digest, top.media_type, current, source_digest))
+        return unchanged(top.digest, top.media_type, source_digest)
 
     # A single-platform source must be one of the platforms asked for (its config says which it is).
     plan = source_plan(src_client, src_ref.repository, top, wanted if wanted and not digest_changed else None)
@@ -362,7 +369,7 @@ def copy_image(src_client, src_ref, dest_client, dest_ref, platforms=None, overw
     mount_from = src_ref.repository if same_registry and src_ref.repository != dest_ref.repository else None
     source = RegistryBlobSource(src_client, src_ref.repository, mount_from=mount_from)
     result = {'source_digest': source_digest, 'digest_changed': digest_changed, 'src': src_ref.name}
-    with_referrers((result, plan, None, None))
+    copy_referrers_into(result)
     sync, stats = publish(dest_client, dest_ref, plan, source, overwrite=overwrite, check_mode=check_mode,
                           workers=workers, current=current, retries=retries)
     return result, plan, sync, stats
