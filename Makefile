@@ -54,7 +54,7 @@ export SEED_BIG_SIZE
 APT_TOOLS := docker-registry:docker-registry podman:podman buildah:buildah skopeo:skopeo \
              htpasswd:apache2-utils openssl:openssl curl:curl rsync:rsync shellcheck:shellcheck
 PIP_PACKAGES := 'ansible-core>=2.16' requests pytest pytest-xdist pytest-mock mock pyyaml \
-                ansible-lint yamllint antsibull-docs antsibull-changelog
+                ansible-lint yamllint antsibull-docs antsibull-changelog ansible-builder
 
 export IMAGELAYERS_TEST_STATE := $(STATE)
 export PYTHON_FOR_TESTS := $(VENV_PY)

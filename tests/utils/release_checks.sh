@@ -7,6 +7,8 @@
 #      virtualenvs, build state, VCS data or caches
 #   5. the tarball installed into an empty collections path: every module, plugin and role renders
 #      with ansible-doc, and tests/release/installed.yml runs from it against REGISTRY_HOST
+#   6. ansible-builder introspect on the installed tarball finds the execution-environment
+#      dependencies of meta/execution-environment.yml (requests, CA certificates)
 #
 # Environment: REPO_ROOT, COLLECTION_DIR (the layout copy), BUILD, REGISTRY_HOST (a seeded registry),
 # NAMESPACE, COLLECTION. The tools come from PATH (the Makefile puts .venv/bin first).
@@ -75,7 +77,8 @@ build_tarball() {
     fi
     local required=(MANIFEST.json FILES.json README.md COPYING meta/runtime.yml changelogs/changelog.yaml
                     plugins/modules/manifest_info.py plugins/lookup/digest.py plugins/filter/image_ref.py
-                    plugins/filter/image_ref.yml plugins/doc_fragments/_connection.py)
+                    plugins/filter/image_ref.yml plugins/doc_fragments/_connection.py
+                    meta/execution-environment.yml meta/requirements.txt meta/bindep.txt)
     local missing=0 path
     for path in "${required[@]}"; do
         grep -qxF "$path" "$RELEASE/contents.txt" || { echo "missing from the tarball: $path"; missing=1; }
@@ -112,6 +115,17 @@ installed_collection() {
     return "$rc"
 }
 
+# What an execution environment build would install for the collection, read from the installed tarball.
+ee_introspect() {
+    local collections="$RELEASE/collections" report="$RELEASE/introspect.yml"
+    ansible-builder introspect --sanitize "$collections" > "$report" || return 1
+    cat "$report"
+    grep -qE "^- 'requests[^']*# from collection $FQCN'" "$report" \
+        || { echo "ansible-builder introspect does not list requests for $FQCN"; return 1; }
+    grep -qE "^- 'ca-certificates[^']*# from collection $FQCN'" "$report" \
+        || { echo "ansible-builder introspect does not list ca-certificates for $FQCN"; return 1; }
+}
+
 mkdir -p "$BUILD"
 step ansible-lint ansible_lint
 step yamllint yaml_lint
@@ -122,6 +136,7 @@ if [[ " ${failed[*]} " == *" build "* ]]; then
     failed+=("installed-collection")
 else
     step installed-collection installed_collection
+    step ee-introspect ee_introspect
 fi
 if [ "${#failed[@]}" -gt 0 ]; then
     echo "--- release-checks FAILED: ${failed[*]}"
