@@ -9,6 +9,8 @@
 #   make registries-down stop them
 #   make seed            (re)seed reg1 and regenerate integration_config.yml
 #   make sanity | units | integration   one ansible-test stage (registries must be up for integration)
+#   make sanity-oldest | units-oldest   sanity and units under the oldest ansible-core that
+#                        meta/runtime.yml's requires_ansible claims (CORE_OLDEST, in .venv-core<version>)
 #   make release-checks  ansible-lint, yamllint, antsibull-docs lint, collection build and tarball contents,
 #                        and a playbook run from the installed tarball (registries must be up)
 #   make demo            the README's first command: venv, the collection installed from this checkout,
@@ -31,6 +33,10 @@ REPO_ROOT      := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 PYTHON         ?= python3
 VENV           ?= $(REPO_ROOT)/.venv
 VENV_PY        := $(VENV)/bin/python
+# The oldest ansible-core meta/runtime.yml claims (requires_ansible); make test runs sanity and
+# units under it as well as under the newest one the venv gets.
+CORE_OLDEST    ?= 2.16
+VENV_OLDEST    ?= $(REPO_ROOT)/.venv-core$(CORE_OLDEST)
 BUILD          ?= $(REPO_ROOT)/.build
 STATE          ?= $(BUILD)/state
 NAMESPACE      ?= imagelayers
@@ -66,7 +72,7 @@ PY_VER = $(shell $(VENV_PY) -c 'import sys; print("%d.%d" % sys.version_info[:2]
 
 .PHONY: help venv system-packages get-pip-shim layout registries-up registries-down seed config \
         sanity units integration release-checks test clean distclean demo demo-run demo-stop \
-        bench bench-quick
+        bench bench-quick venv-oldest sanity-oldest units-oldest
 
 help:
 	@sed -n '3,/^$$/p' $(firstword $(MAKEFILE_LIST))
@@ -100,6 +106,15 @@ venv: system-packages $(VENV_PY)
 	$(VENV_PY) -m pip install -q --disable-pip-version-check $(PIP_PACKAGES)
 	$(MAKE) --no-print-directory get-pip-shim
 
+# A second venv with the oldest claimed ansible-core, for sanity-oldest and units-oldest.
+$(VENV_OLDEST)/bin/python:
+	$(PYTHON) -m venv $(VENV_OLDEST)
+
+venv-oldest: $(VENV_OLDEST)/bin/python
+	$(VENV_OLDEST)/bin/python -m pip install -q --disable-pip-version-check 'ansible-core==$(CORE_OLDEST).*' \
+	    requests pytest pytest-xdist pytest-mock mock pyyaml
+	$(MAKE) --no-print-directory get-pip-shim VENV_PY=$(VENV_OLDEST)/bin/python
+
 # ansible-test bootstraps pip in the venvs it creates from get-pip-<version>.py,
 # downloaded from a host the test machines cannot reach; it uses a cached copy
 # first. Put our shim where it looks, for the pip version this ansible-test pins.
@@ -121,7 +136,7 @@ get-pip-shim:
 # (`git ls-files --cached --others --exclude-standard`).
 layout:
 	@mkdir -p $(COLLECTION_DIR)
-	rsync -a --delete --exclude=/.build/ --exclude=/.venv/ --exclude=/.git/ --exclude=/tests/output/ \
+	rsync -a --delete --exclude=/.build/ --exclude=/.venv/ --exclude=/.venv-core*/ --exclude=/.git/ --exclude=/tests/output/ \
 	    --exclude=__pycache__/ $(REPO_ROOT)/ $(COLLECTION_DIR)/
 	@test -d $(COLLECTION_DIR)/.git || git -C $(COLLECTION_DIR) init -q
 
@@ -168,6 +183,13 @@ integration: layout
 	@test -f $(INTEGRATION_CONFIG) || { echo "$(INTEGRATION_CONFIG) missing: run 'make registries-up' first"; exit 1; }
 	@curl -sf -o /dev/null --max-time 5 http://$(REG1_HOST)/v2/ || { echo "registry $(REG1_HOST) is not up: run 'make registries-up' first"; exit 1; }
 	cd $(COLLECTION_DIR) && ansible-test integration --local --python $(PY_VER) --color no $(INTEGRATION_ARGS)
+
+# The same two stages under the oldest claimed ansible-core (its ansible-test and python first on PATH).
+sanity-oldest: layout
+	cd $(COLLECTION_DIR) && PATH=$(VENV_OLDEST)/bin:$$PATH ansible-test sanity --local --python $(PY_VER) --color no $(SANITY_ARGS)
+
+units-oldest: layout
+	cd $(COLLECTION_DIR) && PATH=$(VENV_OLDEST)/bin:$$PATH ansible-test units --local --python $(PY_VER) --color no $(UNITS_ARGS)
 
 # See tests/utils/release_checks.sh for what it checks.
 release-checks: layout
@@ -227,19 +249,22 @@ test:
 	    "$$@" || rc=$$?; \
 	    echo "=== $$name: exit $$rc after $$((SECONDS - start))s"; \
 	    timings="$$timings$$(printf '%-16s %4ss  exit %s' "$$name" "$$((SECONDS - start))" "$$rc")\n"; \
-	    case "$$name" in sanity|units|integration|release-checks|demo|bench-quick) \
+	    case "$$name" in sanity*|units*|integration|release-checks|demo|bench-quick) \
 	        if [ $$rc -eq 0 ]; then npassed=$$((npassed + 1)); else nfailed=$$((nfailed + 1)); fi;; esac; \
 	    return $$rc; \
 	}; \
 	timings=""; npassed=0; nfailed=0; \
 	summary() { printf '=== timings\n%b' "$$timings"; echo "test-stages: $$npassed passed, $$nfailed failed"; }; \
 	stage venv $(MAKE) --no-print-directory venv || { summary; exit 1; }; \
+	stage venv-oldest $(MAKE) --no-print-directory venv-oldest || { summary; exit 1; }; \
 	trap '$(MAKE) --no-print-directory registries-down; summary' EXIT; \
 	trap 'exit 130' INT TERM; \
 	stage registries-up $(MAKE) --no-print-directory registries-up || exit 1; \
 	stage layout $(MAKE) --no-print-directory layout || exit 1; \
 	stage sanity $(MAKE) --no-print-directory sanity || failed="$$failed sanity"; \
 	stage units $(MAKE) --no-print-directory units || failed="$$failed units"; \
+	stage sanity-$(CORE_OLDEST) $(MAKE) --no-print-directory sanity-oldest || failed="$$failed sanity-$(CORE_OLDEST)"; \
+	stage units-$(CORE_OLDEST) $(MAKE) --no-print-directory units-oldest || failed="$$failed units-$(CORE_OLDEST)"; \
 	stage integration $(MAKE) --no-print-directory integration || failed="$$failed integration"; \
 	stage release-checks $(MAKE) --no-print-directory release-checks || failed="$$failed release-checks"; \
 	stage demo $(MAKE) --no-print-directory demo-run DEMO_RUNS=1 || failed="$$failed demo"; \
@@ -253,4 +278,4 @@ clean:
 	rm -rf $(BUILD) $(REPO_ROOT)/tests/output $(INTEGRATION_CONFIG)
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(VENV_OLDEST)

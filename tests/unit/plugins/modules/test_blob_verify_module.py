@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
+from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.module_args import patch_module_args
 
 from ansible_collections.imagelayers.registry.plugins.modules import blob_verify
 from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.fake_registry import FakeRegistry

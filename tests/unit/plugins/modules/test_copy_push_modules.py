@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
+from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.module_args import patch_module_args
 
 from ansible_collections.imagelayers.registry.plugins.modules import copy as copy_module
 from ansible_collections.imagelayers.registry.plugins.modules import push as push_module
