@@ -17,25 +17,26 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._errors impor
 
 # Registered algorithms of the OCI image spec and the length of their hex encoding.
 ALGORITHMS = {'sha256': 64, 'sha512': 128}
-_HEX = re.compile(r'^[a-f0-9]+$')
-_GENERIC = re.compile(r'^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$')
+# Used with fullmatch: "$" also matches before a final newline, so "sha256:<hex>\n" would pass.
+_HEX = re.compile(r'[a-f0-9]+')
+_GENERIC = re.compile(r'[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+')
 
 
 def validate_digest(digest, what='digest'):
     """Return ``(algorithm, encoded)`` for a valid digest, else raise InvalidInputError."""
     if not isinstance(digest, str) or not digest:
         raise InvalidInputError('Invalid %s %r: expected "algorithm:hex", for example "sha256:<64 hex digits>"' % (what, digest))
-    if not _GENERIC.match(digest):
+    if not _GENERIC.fullmatch(digest):
         raise InvalidInputError('Invalid %s %r: expected "algorithm:hex", for example "sha256:<64 hex digits>"' % (what, digest))
     algorithm, encoded = digest.split(':', 1)
     if algorithm not in ALGORITHMS:
         raise InvalidInputError('Unsupported digest algorithm %r in %s %r: use one of %s'
                                 % (algorithm, what, digest, ', '.join(sorted(ALGORITHMS))))
     length = ALGORITHMS[algorithm]
-    if len(encoded) != length or not _HEX.match(encoded):
+    if len(encoded) != length or not _HEX.fullmatch(encoded):
         raise InvalidInputError('Invalid %s %r: a %s digest is %d lowercase hex digits, got %d characters%s'
                                 % (what, digest, algorithm, length, len(encoded),
-                                   '' if _HEX.match(encoded) else ' that are not all lowercase hex'))
+                                   '' if _HEX.fullmatch(encoded) else ' that are not all lowercase hex'))
     return algorithm, encoded
 
 

@@ -24,20 +24,31 @@ DOCKER_HUB = 'docker.io'
 DOCKER_HUB_API = 'registry-1.docker.io'
 _HUB_ALIASES = ('docker.io', 'index.docker.io', 'registry-1.docker.io')
 
+# Every pattern is used with fullmatch: "$" also matches before a final newline, so "x\n" would pass.
 _DOMAIN_COMPONENT = r'(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])'
-_DOMAIN_NAME = re.compile(r'^%s(?:\.%s)*$' % (_DOMAIN_COMPONENT, _DOMAIN_COMPONENT))
-_IPV6 = re.compile(r'^\[([^\]]+)\]$')
-_PORT = re.compile(r'^[0-9]+$')
-_PATH_COMPONENT = re.compile(r'^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$')
-_TAG = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$')
+_DOMAIN_NAME = re.compile(r'%s(?:\.%s)*' % (_DOMAIN_COMPONENT, _DOMAIN_COMPONENT))
+_IPV6 = re.compile(r'\[([^\]]+)\]')
+_PORT = re.compile(r'[0-9]+')
+_PATH_COMPONENT = re.compile(r'[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*')
+_TAG = re.compile(r'[A-Za-z0-9_][A-Za-z0-9._-]{0,127}')
+# distribution/reference anchoredIdentifierRegexp: what an image ID looks like.
+_IMAGE_ID = re.compile(r'[a-f0-9]{64}')
 NAME_TOTAL_LENGTH_MAX = 255
 
 
+def is_tag(value):
+    """Whether all of ``value`` is a valid tag name (so a trailing newline makes it invalid)."""
+    return isinstance(value, str) and _TAG.fullmatch(value) is not None
+
+
 def validate_tag(tag):
-    if not isinstance(tag, str) or not _TAG.match(tag):
+    if not is_tag(tag):
+        hint = ''
+        if isinstance(tag, str) and any(c.isspace() for c in tag):
+            hint = ' (it contains white space or a line break)'
         raise InvalidInputError(
             'Invalid tag %r: a tag is 1 to 128 characters of letters, digits, "_", "." and "-", '
-            'and does not start with "." or "-"' % (tag,))
+            'and does not start with "." or "-"%s' % (tag, hint))
     return tag
 
 
@@ -50,7 +61,7 @@ def _split_host_port(domain, reference):
         if end < 0:
             raise InvalidInputError('Invalid registry host %r in %r: unterminated IPv6 literal' % (domain, reference))
         host, rest = domain[:end + 1], domain[end + 1:]
-        match = _IPV6.match(host)
+        match = _IPV6.fullmatch(host)
         if not match:
             raise InvalidInputError('Invalid registry host %r in %r' % (domain, reference))
         try:
@@ -64,10 +75,10 @@ def _split_host_port(domain, reference):
     elif ':' in domain:
         host, port = domain.rsplit(':', 1)
     if port is not None:
-        if not _PORT.match(port) or not 0 < int(port) < 65536:
+        if not _PORT.fullmatch(port) or not 0 < int(port) < 65536:
             raise InvalidInputError('Invalid port %r in registry %r of %r: expected a number from 1 to 65535'
                                     % (port, domain, reference))
-    if ipv6 is None and not _DOMAIN_NAME.match(host):
+    if ipv6 is None and not _DOMAIN_NAME.fullmatch(host):
         raise InvalidInputError('Invalid registry host %r in %r: expected a host name, IPv4 address or [IPv6] literal'
                                 % (host, reference))
     if ipv6 is None and host.lower() in _HUB_ALIASES and port is None:
@@ -91,6 +102,13 @@ class ImageReference:
             raise InvalidInputError('Invalid image reference %r: it is empty' % (reference,))
         if reference != reference.strip() or any(c.isspace() for c in reference):
             raise InvalidInputError('Invalid image reference %r: it contains white space' % (reference,))
+        if _IMAGE_ID.fullmatch(reference):
+            # As distribution/reference ParseNormalizedNamed (Docker, containers/image): the whole reference,
+            # so "registry/<hex>", "ns/<hex>" or "<hex>:tag" remain names.
+            raise InvalidInputError(
+                'Invalid image reference %r: a repository name cannot be 64 hexadecimal digits, which Docker and '
+                'containers/image refuse as ambiguous with an image ID (to name an image by its digest, write '
+                'repository@sha256:<hex>)' % (reference,))
         remainder = reference
         digest = None
         if '@' in remainder:
@@ -104,7 +122,7 @@ class ImageReference:
         colon = remainder.rfind(':')
         if colon > last_slash and not remainder[colon:].endswith(']'):
             remainder, tag = remainder[:colon], remainder[colon + 1:]
-            if not _TAG.match(tag):
+            if not is_tag(tag):
                 raise InvalidInputError(
                     'Invalid tag %r in image reference %r: a tag is 1 to 128 characters of letters, digits, '
                     '"_", "." and "-", and does not start with "." or "-"' % (tag, reference))
@@ -124,7 +142,7 @@ class ImageReference:
             if not component:
                 raise InvalidInputError('Invalid image reference %r: empty path component (a "//" or a trailing "/")'
                                         % (reference,))
-            if not _PATH_COMPONENT.match(component):
+            if not _PATH_COMPONENT.fullmatch(component):
                 hint = ' (repository names are lowercase)' if component.lower() != component else ''
                 raise InvalidInputError(
                     'Invalid repository path component %r in image reference %r: expected lowercase letters and '
@@ -150,16 +168,6 @@ class ImageReference:
         if host.startswith('['):
             return host[1:host.index(']')]
         return host.rsplit(':', 1)[0] if ':' in host else host
-
-    @property
-    def is_loopback(self):
-        host = self.hostname
-        if host == 'localhost' or host.endswith('.localhost'):
-            return True
-        try:
-            return ipaddress.ip_address(host.split('%', 1)[0]).is_loopback
-        except ValueError:
-            return False
 
     @property
     def reference(self):

@@ -19,13 +19,16 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._errors impor
     NotFoundError,
     RegistryHTTPError,
 )
-from ansible_collections.imagelayers.registry.plugins.module_utils._reference import _TAG
+from ansible_collections.imagelayers.registry.plugins.module_utils._reference import is_tag
 
 # Requests in flight at once against one registry (HEAD per tag, digests of a listing).
 MAX_WORKERS = 8
-# A listing that needs more pages than this is a registry bug (or a loop), not a repository.
-MAX_PAGES = 10000
-MAX_PAGE_BYTES = 16 * 1024 * 1024
+# Bounds of one tag listing. A real registry stays far below them; a registry whose Link header names a
+# new page every time, or that sends tags without end, reaches them within seconds and a few MiB.
+MAX_PAGES = 1000                          # without page_size, or with page_size >= 1000
+MAX_TAGS = 1000000                        # distinct tags, whatever the page size
+MAX_LISTING_BYTES = 64 * 1024 * 1024      # all the pages' bodies together
+MAX_PAGE_BYTES = 16 * 1024 * 1024         # one page's body
 
 _LINK = re.compile(r'<([^>]*)>\s*((?:;\s*[a-zA-Z0-9*_-]+\s*=\s*(?:"[^"]*"|[^;,\s]*)\s*)*)')
 _REL = re.compile(r'''rel\s*=\s*(?:"([^"]*)"|([^;,\s]*))''', re.IGNORECASE)
@@ -104,75 +107,122 @@ def next_link(header):
     return None
 
 
-def clean_tags(entries):
+def clean_tags(entries, seen=None):
     """Valid tag names from a ``tags`` array, in order, without duplicates.
 
     Some registries put ``null`` entries or digests (``sha256:...``) in the list;
-    neither is a tag that can be pulled, so both are left out.
+    neither is a tag that can be pulled, so both are left out, and so is any other
+    name a tag cannot have (``"x\\n"``, ``"a b"``). ``seen`` (a set, updated) carries
+    the tags of earlier pages.
     """
-    seen = set()
+    seen = set() if seen is None else seen
     result = []
     for entry in entries or ():
-        if not isinstance(entry, str) or not _TAG.match(entry) or entry in seen:
+        if not is_tag(entry) or entry in seen:
             continue
         seen.add(entry)
         result.append(entry)
     return result
 
 
-def list_tags(client, repository, page_size=None):
+def page_bound(page_size=None):
+    """The most pages a listing may take.
+
+    MAX_PAGES, or more when the page size the user asked for is so small that
+    MAX_TAGS tags need more pages (``page_size: 1`` may take a million pages). The
+    user chooses page_size, the registry does not; MAX_TAGS and MAX_LISTING_BYTES hold always.
+    """
+    if not page_size:
+        return MAX_PAGES
+    return max(MAX_PAGES, -(-MAX_TAGS // page_size))
+
+
+def _too_many_pages(name, bound, page_size):
+    asked = 'with page_size %d' % page_size if page_size else 'without page_size'
+    return ('The tag listing of %s has more than %d pages, the most followed %s; giving up: a registry whose Link '
+            'header names a new page every time would never end. If the repository really has that many tags, set '
+            'page_size to the number of tags the registry sends per page (at most %d tags are listed in any case)'
+            % (name, bound, asked, MAX_TAGS))
+
+
+def _read_page(client, path, repository, name, budget):
+    """``(url, body bytes, Link header)`` of one page, reading at most ``min(MAX_PAGE_BYTES, budget)`` bytes."""
+    response = client.api.request('GET', path, scopes=[scope_for(repository, 'pull')],
+                                  headers={'Accept': 'application/json'}, stream=True,
+                                  what='GET tag list of %s' % name)
+    # Only now is the scheme of a loopback registry known.
+    url = client.api.url(path) if '://' not in path else path
+    try:
+        raw = response.raw.read(min(MAX_PAGE_BYTES, budget) + 1, decode_content=True)
+        link = response.headers.get('Link')
+    finally:
+        response.close()
+    if len(raw) > MAX_PAGE_BYTES:
+        raise RegistryHTTPError('A tag list page of %s is larger than %d bytes' % (name, MAX_PAGE_BYTES), url=url)
+    if len(raw) > budget:
+        raise RegistryHTTPError('The tag listing of %s is larger than %d bytes (%d MiB) in total; giving up'
+                                % (name, MAX_LISTING_BYTES, MAX_LISTING_BYTES // (1024 * 1024)), url=url)
+    return url, raw, link
+
+
+def _page_entries(raw, name, url):
+    """The ``tags`` array of one page (possibly with junk entries), or an empty list."""
+    try:
+        body = json.loads(raw.decode('utf-8')) if raw.strip() else {}
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise RegistryHTTPError('The tag list of %s is not valid JSON: %s' % (name, exc), url=url)
+    if not isinstance(body, dict):
+        raise RegistryHTTPError('The tag list of %s is not a JSON object' % name, url=url)
+    entries = body.get('tags')
+    if entries is not None and not isinstance(entries, list):
+        raise RegistryHTTPError('The tag list of %s has a "tags" field that is not a list' % name, url=url)
+    return entries or []
+
+
+def list_tags(client, repository, page_size=None, name=None):
     """Every tag of ``repository``, following ``Link: <...>; rel="next"`` pagination.
 
-    Returns ``(tags, pages)``; raises NotFoundError when the repository does not exist.
+    Stops with RegistryHTTPError past page_bound(page_size) pages, MAX_TAGS tags or
+    MAX_LISTING_BYTES of bodies, and when a link names a page already read. Returns
+    ``(tags, pages)``; raises NotFoundError when the repository does not exist.
+    ``name`` (the full repository name) is what messages say.
     """
     if page_size is not None and (page_size < 1 or page_size > 100000):
         raise InvalidInputError('page_size must be between 1 and 100000, got %r' % (page_size,))
+    name = name or repository
     path = '/v2/%s/tags/list' % repository
     if page_size:
         path += '?' + urlencode({'n': page_size})
-    scopes = [scope_for(repository, 'pull')]
-    seen_urls = set()
-    collected = []
-    pages = 0
+    bound = page_bound(page_size)
+    seen_urls, seen_tags, tags = set(), set(), []
+    pages = received = 0
     while path:
+        if pages >= bound:
+            raise RegistryHTTPError(_too_many_pages(name, bound, page_size),
+                                    url=client.api.url(path) if '://' not in path else path,
+                                    details={'pages': pages, 'max_pages': bound})
         pages += 1
-        if pages > MAX_PAGES:
-            raise RegistryHTTPError('The tag listing of %s has more than %d pages; giving up' % (repository, MAX_PAGES),
-                                    url=client.api.url(path) if '://' not in path else path)
-        response = client.api.request('GET', path, scopes=scopes, headers={'Accept': 'application/json'},
-                                      stream=True, what='GET tag list of %s' % repository)
-        # Only now is the scheme of a loopback registry known.
-        url = client.api.url(path) if '://' not in path else path
+        url, raw, link = _read_page(client, path, repository, name, MAX_LISTING_BYTES - received)
+        received += len(raw)
         seen_urls.add(url)
-        raw = response.raw.read(MAX_PAGE_BYTES + 1, decode_content=True)
-        link = response.headers.get('Link')
-        response.close()
-        if len(raw) > MAX_PAGE_BYTES:
-            raise RegistryHTTPError('A tag list page of %s is larger than %d bytes' % (repository, MAX_PAGE_BYTES),
-                                    url=url)
-        try:
-            body = json.loads(raw.decode('utf-8')) if raw.strip() else {}
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise RegistryHTTPError('The tag list of %s is not valid JSON: %s' % (repository, exc), url=url)
-        if not isinstance(body, dict):
-            raise RegistryHTTPError('The tag list of %s is not a JSON object' % repository, url=url)
-        entries = body.get('tags')
-        if entries is not None and not isinstance(entries, list):
-            raise RegistryHTTPError('The tag list of %s has a "tags" field that is not a list' % repository, url=url)
-        collected.extend(entries or ())
+        tags.extend(clean_tags(_page_entries(raw, name, url), seen_tags))
+        if len(tags) > MAX_TAGS:
+            raise RegistryHTTPError('The tag listing of %s has more than %d tags after %d pages; giving up'
+                                    % (name, MAX_TAGS, pages), url=url, details={'pages': pages})
         target = next_link(link)
         path = urljoin(url, target) if target else None
         if path in seen_urls:
             raise RegistryHTTPError('The tag listing of %s loops: the registry links back to the page %s'
-                                    % (repository, urlsplit(path).path), url=path)
-    return clean_tags(collected), pages
+                                    % (name, urlsplit(path).path), url=path)
+    return tags, pages
 
 
 # -- semantic versions -------------------------------------------------------
+# Used with fullmatch ("$" would also accept a final newline).
 _SEMVER = re.compile(
-    r'^v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)'
+    r'v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)'
     r'(?:-((?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*))*))?'
-    r'(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$')
+    r'(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?')
 
 
 def parse_semver(tag):
@@ -182,7 +232,7 @@ def parse_semver(tag):
     ``v``. Image tags cannot contain ``+``, so build metadata only appears when
     a registry lists it; it does not affect the order.
     """
-    match = _SEMVER.match(tag or '')
+    match = _SEMVER.fullmatch(tag or '')
     if not match:
         return None
     prerelease = tuple(match.group(4).split('.')) if match.group(4) else ()
@@ -227,7 +277,8 @@ def tags_info(client, reference, pattern=None, sort='lexical', with_digests=Fals
     """What the ``tags_info`` module returns."""
     result = {'changed': False, 'repository': reference.repository_name, 'exists': True, 'tags': []}
     try:
-        tags, pages = list_tags(client, reference.repository, page_size=page_size)
+        tags, pages = list_tags(client, reference.repository, page_size=page_size,
+                                name=reference.repository_name)
     except NotFoundError as error:
         result.update({'exists': False, 'registry_error_codes': error.codes})
         if with_digests:

@@ -46,6 +46,9 @@ options:
   tags:
     description:
       - Tag names (not references) in the repository of O(image).
+      - A tag name is 1 to 128 letters, digits, C(_), C(.) and C(-), not starting with C(.) or C(-). A name with
+        white space or a trailing line break (as a YAML block scalar or a file read without trimming gives) is
+        refused before any request.
       - With O(state=present), the tags to point at the image; required.
       - With O(state=absent), the tags to delete; when not given, the tag of O(image) is deleted.
     type: list

@@ -13,7 +13,11 @@ description:
   - Lists every tag of a repository over the Registry HTTP API v2, following C(Link) pagination
     (relative or absolute links), like C(skopeo list-tags) or C(crane ls).
   - Entries that are not tags, such as C(null) or digests some registries list, are left out; so are
-    duplicates.
+    duplicates and names a tag cannot have (a trailing line break, white space).
+  - A listing is bounded, so that a registry whose C(Link) header names a new page every time cannot keep the
+    task busy for minutes - at most 1000 pages (more with a small O(page_size), see there), 1,000,000 tags and
+    64 MiB of listing bodies in total. Past a bound the task fails with a message that names the bound and
+    the repository. A link that names a page already read also fails the task.
   - Optionally filters the tags with a regular expression, sorts them by semantic version and resolves
     the digest of each (in parallel).
   - A missing repository is not a failure; it gives RV(exists=false).
@@ -51,8 +55,15 @@ options:
     default: false
   page_size:
     description:
-      - The number of tags to ask for per page (the C(n) parameter). When not set, the registry's default page
-        size is used. Pages are followed until the registry sends no C(rel="next") link.
+      - The number of tags to ask for per page (the C(n) parameter), from 1 to 100000. When not set, the
+        registry's default page size is used. Pages are followed until the registry sends no C(rel="next") link.
+      - At most 1000 pages are followed, or, when O(page_size) is so small that 1,000,000 tags need more pages,
+        1,000,000 / O(page_size) pages (V(1) - a million pages, V(100) - 10,000). The bounds of 1,000,000 tags
+        and 64 MiB hold whatever the page size. So a small O(page_size) also lets a hostile registry keep the
+        task busy for that many requests; without it, or with V(1000) or more, it stops after 1000.
+      - A registry that sends fewer tags per page than asked for (some cap C(n)) may reach the page bound before
+        the tag bound (without O(page_size), at 1000 times its page size); if a repository really has that many
+        tags, set O(page_size) to the number of tags the registry sends per page.
     type: int
 '''
 

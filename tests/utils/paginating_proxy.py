@@ -11,8 +11,11 @@ list, in pages of ``n`` (or ``--page-size``) after ``last``, the way the OCI
 distribution spec describes. The ``next`` link is relative on odd pages and
 absolute on even ones, so clients must handle both. ``--junk`` adds ``null``
 and digest-looking entries to the first page, as some registries do.
+``--endless`` plays a hostile registry instead: every tag list answer (of any
+repository, without asking the upstream) has one new tag and a ``Link`` to a
+URL never used before, so a client without a page bound never stops.
 
-    paginating_proxy.py --upstream 127.0.0.1:5100 --info-file /tmp/proxy.json [--page-size 3] [--junk]
+    paginating_proxy.py --upstream 127.0.0.1:5100 --info-file /tmp/proxy.json [--page-size 3] [--junk | --endless]
 
 Binds 127.0.0.1 only, on --port (0: any free port). Writes
 ``{"port": N, "pid": P}`` to --info-file once it listens, appends
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import itertools
 import json
 import os
 import signal
@@ -40,8 +44,13 @@ JUNK = [None, 'sha256:' + 'a' * 64, '']
 
 
 def make_handler(options, log_lock):
+    counter = itertools.count(1)
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = 'HTTP/1.1'
+        # Headers and body go out in two writes: without TCP_NODELAY, Nagle and delayed ACKs add
+        # 40 ms to every answer, 40 s to the thousand pages of --endless.
+        disable_nagle_algorithm = True
 
         def log_message(self, *args):
             pass
@@ -89,7 +98,17 @@ def make_handler(options, log_lock):
             status, response_headers, data = self._upstream(self.command, self.path, headers, body)
             self._send(status, response_headers, data)
 
+        def _endless(self, parts):
+            number = next(counter)
+            target = '%s?%s' % (parts.path, urlencode({'n': 1, 'last': 'endless-%d' % number}))
+            out = [('Content-Type', 'application/json'), ('Link', '<%s>; rel="next"' % target)]
+            name = parts.path[len('/v2/'):-len('/tags/list')]
+            self._send(200, out, json.dumps({'name': name, 'tags': ['endless-%d' % number]}).encode('utf-8'))
+
         def _tags(self, parts, headers):
+            if options.endless:
+                self._endless(parts)
+                return
             status, response_headers, data = self._upstream('GET', parts.path, headers, None)
             if status != 200:
                 self._send(status, response_headers, data)
@@ -127,6 +146,8 @@ def main(argv=None):
     parser.add_argument('--port', type=int, default=0)
     parser.add_argument('--page-size', type=int, default=3, help='tags per page when the client sends no n')
     parser.add_argument('--junk', action='store_true', help='add null and digest entries to the first page')
+    parser.add_argument('--endless', action='store_true',
+                        help='answer every tag list with one new tag and a link to a new page, forever')
     parser.add_argument('--info-file', help='write {"port", "pid"} here once listening')
     parser.add_argument('--log', help='append "METHOD PATH STATUS" lines here')
     parser.add_argument('--lifetime', type=float, default=600.0, help='exit after this many seconds')

@@ -11,6 +11,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.imagelayers.registry.plugins.filter.image_ref import FilterModule, image_ref
 
 DIGEST = 'sha256:' + 'a' * 64
+HEX64 = 'f' * 64
 
 
 def test_filter_is_registered():
@@ -77,6 +78,9 @@ def test_custom_default_tag():
     ('registry.example.com:99999/app', 'Invalid port'),
     ('app name', 'white space'),
     ('', 'empty'),
+    ('nginx\n', 'white space'),
+    ('nginx:1.0\n', 'white space'),
+    (HEX64, 'cannot be 64 hexadecimal digits, which Docker and containers/image refuse as ambiguous with an image ID'),
 ])
 def test_bad_references_fail_with_a_clear_message(value, fragment):
     with pytest.raises(AnsibleFilterError) as excinfo:
@@ -93,3 +97,14 @@ def test_non_strings_are_refused(value):
 def test_bad_default_tag_is_refused():
     with pytest.raises(AnsibleFilterError, match='Invalid tag'):
         image_ref('app', default_tag='not a tag')
+
+
+def test_a_64_hex_name_with_a_registry_or_tag_is_a_name_as_in_docker():
+    # distribution/reference refuses 64 hex digits only when they are the whole reference.
+    assert image_ref('registry.example.com/' + HEX64)['name'] == 'registry.example.com/%s:latest' % HEX64
+    assert image_ref(HEX64 + ':1.0')['name'] == 'docker.io/library/%s:1.0' % HEX64
+
+
+def test_a_default_tag_with_a_trailing_line_break_is_refused():
+    with pytest.raises(AnsibleFilterError, match='line break'):
+        image_ref('app', default_tag='latest\n')

@@ -35,6 +35,8 @@ def test_verify_mismatch_reports_both_digests():
 @pytest.mark.parametrize('value', [
     'sha256:' + 'a' * 63, 'sha256:' + 'a' * 65, 'sha256:' + 'g' * 64, 'SHA256:' + 'a' * 64,
     'sha512:' + 'a' * 64, 'sha1:' + 'a' * 40, 'sha256', ':' + 'a' * 64, '', None, 42,
+    # A trailing line break (a YAML block scalar, a file read without strip) is not part of a digest.
+    'sha256:' + 'a' * 64 + '\n', 'sha256:' + 'a' * 63 + '\n', 'sha512:' + 'b' * 127 + '\n', 'sha256\n:' + 'a' * 64,
 ])
 def test_invalid(value):
     with pytest.raises(InvalidInputError):
@@ -44,3 +46,9 @@ def test_invalid(value):
 
 def test_valid_returns_parts():
     assert validate_digest('sha512:' + 'c' * 128) == ('sha512', 'c' * 128)
+
+
+def test_a_digest_with_a_trailing_line_break_is_refused_with_a_clear_message():
+    with pytest.raises(InvalidInputError) as excinfo:
+        validate_digest('sha256:' + 'a' * 63 + '\n', what='expected_digest')
+    assert "Invalid expected_digest 'sha256:%s\\n'" % ('a' * 63) in excinfo.value.msg

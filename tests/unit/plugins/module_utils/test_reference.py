@@ -10,6 +10,7 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._reference im
 
 D256 = 'sha256:' + 'a' * 64
 D512 = 'sha512:' + 'b' * 128
+HEX64 = '0123456789abcdef' * 4
 
 VALID = [
     # input, registry, repository, tag, digest, api host
@@ -38,6 +39,13 @@ VALID = [
     ('app:_underscore', 'docker.io', 'library/app', '_underscore', None, 'registry-1.docker.io'),
     ('app:' + 'T' * 128, 'docker.io', 'library/app', 'T' * 128, None, 'registry-1.docker.io'),
     ('Example.COM/app', 'Example.COM', 'app', None, None, 'Example.COM'),
+    # Docker (distribution/reference ParseNormalizedNamed) refuses 64 hex digits only when they are the
+    # whole reference: with a tag, a digest, a namespace or a registry the name is not an image ID.
+    (HEX64 + ':1.0', 'docker.io', 'library/' + HEX64, '1.0', None, 'registry-1.docker.io'),
+    (HEX64 + '@' + D256, 'docker.io', 'library/' + HEX64, None, D256, 'registry-1.docker.io'),
+    ('library/' + HEX64, 'docker.io', 'library/' + HEX64, None, None, 'registry-1.docker.io'),
+    ('registry.example.com/' + HEX64, 'registry.example.com', HEX64, None, None, 'registry.example.com'),
+    (HEX64[:12], 'docker.io', 'library/' + HEX64[:12], None, None, 'registry-1.docker.io'),
 ]
 
 INVALID = [
@@ -70,6 +78,12 @@ INVALID = [
     ('@' + D256, 'repository name is missing'),
     ('host.example/' + 'a' * 250, 'limit is 255'),
     (None, 'empty'),
+    (HEX64, 'cannot be 64 hexadecimal digits'),
+    ('a' * 64, 'ambiguous with an image ID'),
+    ('app\n', 'white space'),
+    ('app:1.0\n', 'white space'),
+    ('app@' + D256 + '\n', 'white space'),
+    ('registry.example.com/app\n', 'white space'),
 ]
 
 
@@ -104,15 +118,6 @@ def test_reference_prefers_digest():
     assert ref.name == 'r.example/app:1@' + D256
 
 
-@pytest.mark.parametrize('text, loopback', [
-    ('localhost:5000/a', True), ('127.0.0.1:5000/a', True), ('127.8.9.10/a', True), ('[::1]:5000/a', True),
-    ('registry.example.com/a', False), ('10.0.0.1:5000/a', False), ('ubuntu', False),
-    ('localhost.example.com/a', False),
-])
-def test_loopback(text, loopback):
-    assert ImageReference.parse(text).is_loopback is loopback
-
-
 def test_hostname_strips_port_and_brackets():
     assert ImageReference.parse('[::1]:5000/a').hostname == '::1'
     assert ImageReference.parse('localhost:5000/a').hostname == 'localhost'
@@ -124,6 +129,24 @@ def test_with_tag_validates():
     assert ref.with_tag('2').name == 'localhost:5000/app:2'
     with pytest.raises(InvalidInputError):
         ref.with_tag('bad tag')
+
+
+def test_with_tag_and_with_digest_refuse_a_trailing_line_break():
+    ref = ImageReference.parse('localhost:5000/app:1')
+    with pytest.raises(InvalidInputError) as excinfo:
+        ref.with_tag('2\n')
+    assert "Invalid tag '2\\n'" in excinfo.value.msg and 'line break' in excinfo.value.msg
+    with pytest.raises(InvalidInputError):
+        ref.with_digest('sha256:' + 'a' * 63 + '\n')
+
+
+def test_a_64_hex_name_says_why_it_is_refused():
+    with pytest.raises(InvalidInputError) as excinfo:
+        ImageReference.parse(HEX64)
+    assert excinfo.value.msg == (
+        "Invalid image reference '%s': a repository name cannot be 64 hexadecimal digits, which Docker and "
+        "containers/image refuse as ambiguous with an image ID (to name an image by its digest, write "
+        "repository@sha256:<hex>)" % HEX64)
 
 
 def test_to_dict():

@@ -308,12 +308,25 @@ def test_put_tags_takes_bytes_for_copy_and_push(server, registry):
     assert absent(registry, 'v2')
 
 
-@pytest.mark.parametrize('bad', ['app:1.0', 'a/b', '-x', '', 'x' * 129])
+@pytest.mark.parametrize('bad', ['app:1.0', 'a/b', '-x', '', 'x' * 129, 'x\n', '1.0\n', 'a b', '\tx'])
 def test_tags_must_be_tag_names(server, registry, bad):
     registry.add(IMAGE_A, tags=['build'])
     with pytest.raises(InvalidInputError):
         tag_present(client_for(server), ref(server, ':build'), [bad])
     assert registry.log == []
+
+
+@pytest.mark.parametrize('state', ['present', 'absent'])
+def test_a_tag_with_a_trailing_line_break_is_refused_before_any_request(server, registry, state):
+    registry.add(IMAGE_A, tags=['build', 'x'])
+    with pytest.raises(InvalidInputError) as excinfo:
+        if state == 'present':
+            tag_present(client_for(server), ref(server, ':build'), ['1.0', 'x\n'])
+        else:
+            tag_absent(client_for(server), ref(server, ''), ['x\n'])
+    assert excinfo.value.msg.startswith("Invalid tag 'x\\n': ")
+    assert 'contains white space or a line break' in excinfo.value.msg
+    assert registry.log == [] and registry.tags == {'build': DIGEST_A, 'x': DIGEST_A}
 
 
 # -- state=absent ----------------------------------------------------------------------

@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import json
+import math
 import random
+import socket
 import threading
 import time
 
@@ -14,6 +16,7 @@ import pytest
 from ansible_collections.imagelayers.registry.plugins.module_utils._client import RegistryClient
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import InvalidInputError, RegistryHTTPError
 from ansible_collections.imagelayers.registry.plugins.module_utils._http import ConnectionOptions, HTTPSession
+from ansible_collections.imagelayers.registry.plugins.module_utils import _tags
 from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
 from ansible_collections.imagelayers.registry.plugins.module_utils._tags import (
     clean_tags,
@@ -80,6 +83,79 @@ def test_a_looping_listing_fails(server):
     assert 'loops' in excinfo.value.msg and len(server.requests) == 1
 
 
+def endless(server, per_page=1, stop_after=1500, body=None):
+    """Every page links to a URL never seen before (the next page number), until ``stop_after`` pages.
+
+    ``stop_after`` keeps the test bounded even when the client has no bound of its own: the
+    listing then simply ends, and the test fails on the missing error.
+    """
+    # The scripted server writes headers and body separately: without TCP_NODELAY (inherited by the
+    # accepted sockets on Linux) Nagle and delayed ACKs add 40 ms to each of the thousand requests.
+    server.loopback.httpd.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def handler(request):
+        path, dummy, query = request['path'].partition('?')
+        params = dict(p.split('=', 1) for p in query.split('&') if p)
+        page = int(params.get('page', 0))
+        headers = {'Content-Type': 'application/json'}
+        if page + 1 < stop_after:
+            link = '/v2/app/tags/list?%spage=%d' % ('n=%s&' % params['n'] if 'n' in params else '', page + 1)
+            headers['Link'] = '<%s>; rel="next"' % link
+        if body is not None:
+            return 200, headers, body
+        tags = ['p%d-%d' % (page, i) for i in range(per_page)]
+        return 200, headers, json.dumps({'name': 'app', 'tags': tags}).encode()
+    server.handler = handler
+
+
+def test_a_link_to_a_fresh_url_every_time_stops_at_the_page_bound(server):
+    endless(server)
+    with pytest.raises(RegistryHTTPError) as excinfo:
+        tags_info(client_for(server), ImageReference.parse('%s/app' % server.host))
+    message = excinfo.value.msg
+    assert 'The tag listing of %s/app' % server.host in message
+    assert 'more than 1000 pages' in message and 'page_size' in message
+    assert len(server.requests) == 1000
+
+
+def test_the_page_bound_grows_with_a_small_page_size_and_then_holds(server):
+    assert _tags.page_bound(None) == 1000
+    assert _tags.page_bound(5000) == 1000
+    assert _tags.page_bound(100) == 10000
+    assert _tags.page_bound(1) == 1000000
+    # A real listing of 1200 one-tag pages, asked for with page_size 1, is followed to its end...
+    endless(server, stop_after=1200)
+    result = tags_info(client_for(server), ImageReference.parse('%s/app' % server.host), page_size=1)
+    assert result['pages'] == 1200 and result['total'] == 1200
+    assert server.requests[0]['path'] == '/v2/app/tags/list?n=1'
+
+
+def test_the_total_number_of_tags_is_bounded_whatever_the_page_size(server):
+    endless(server, per_page=20000, stop_after=80)
+    with pytest.raises(RegistryHTTPError) as excinfo:
+        tags_info(client_for(server), ImageReference.parse('%s/app' % server.host), page_size=20000)
+    assert 'The tag listing of %s/app has more than 1000000 tags' % server.host in excinfo.value.msg
+    assert len(server.requests) == 51   # 50 pages make exactly 1000000 tags; the 51st goes over
+
+
+def test_the_total_size_of_the_listing_is_bounded(server):
+    page = b'{"tags":[' + b'null,' * 199990 + b'"a"]}'   # one tag, about 1 MB of junk
+    endless(server, stop_after=200, body=page)
+    with pytest.raises(RegistryHTTPError) as excinfo:
+        tags_info(client_for(server), ImageReference.parse('%s/app' % server.host))
+    message = excinfo.value.msg
+    assert 'The tag listing of %s/app is larger than 67108864 bytes (64 MiB)' % server.host in message
+    assert len(server.requests) == math.ceil((64 * 1024 * 1024 + 1) / len(page))
+
+
+def test_invalid_tag_names_a_registry_returns_are_left_out(server):
+    names = ['ok', 'x\n', '\nx', 'bad tag', '.x', '-x', 'y' * 129, 'a/b', 'ok2', 'ok\r', 'z' * 128]
+    server.handler = lambda r: (200, {'Content-Type': 'application/json'},
+                                json.dumps({'name': 'app', 'tags': names}).encode())
+    result = tags_info(client_for(server), ImageReference.parse('%s/app' % server.host))
+    assert result['tags'] == ['ok', 'ok2', 'z' * 128] and result['total'] == 3
+
+
 def test_missing_repository_and_null_tags(server):
     paginating(server, [])
     result = tags_info(client_for(server), ImageReference.parse('%s/other' % server.host), with_digests=True)
@@ -119,6 +195,7 @@ def test_next_link(header, expected):
 
 def test_clean_tags_drops_nulls_digests_and_duplicates():
     assert clean_tags(['a', None, DIGEST, '', 'b', 'a', 5, 'sha256-abc.sig']) == ['a', 'b', 'sha256-abc.sig']
+    assert clean_tags(['c\n', 'c', 'd\n']) == ['c']
 
 
 SEMVER_ORDER = ['1.0.0-alpha', '1.0.0-alpha.1', '1.0.0-alpha.beta', '1.0.0-beta', '1.0.0-beta.2', '1.0.0-beta.11',
@@ -141,6 +218,7 @@ def test_parse_semver():
     assert parse_semver('v1.2.3-rc.1+build.5') == (1, 2, 3, ('rc', '1'))
     assert parse_semver('1.2.3-01') is None  # numeric identifiers have no leading zeros
     assert parse_semver('latest') is None
+    assert parse_semver('1.2.3\n') is None and parse_semver('1.2.3-rc.1\n') is None
 
 
 def test_parallel_map_keeps_order_bounds_concurrency_and_raises_after_all_finished():
