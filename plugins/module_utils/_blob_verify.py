@@ -39,12 +39,17 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._errors impor
     NotFoundError,
     RegistryError,
 )
-from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import Platform
+from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import (
+    MAX_INDEX_DEPTH,
+    accepted_suffix,
+    check_config,
+    parse_json,
+    platform_label,
+)
 
 CHECKS = ('full', 'exists')
 DEFAULT_WORKERS = 4
 MAX_WORKERS = 32
-MAX_INDEX_DEPTH = 4
 _FOREIGN_MARKERS = ('foreign', 'nondistributable')
 
 
@@ -98,6 +103,9 @@ class Item:
             self.fail('missing', 'The registry does not have %s %s%s (%s%s)'
                       % (self.kind, self.digest, ' in %s' % repository if repository else '', code, status),
                       reason='%s%s' % (code, status))
+        elif isinstance(error, IntegrityError) and 'field' in details:
+            # A manifest that hashes right but is malformed: say what is wrong with it.
+            self.fail('mismatch', error.msg, reason='malformed: %s' % details.get('reason'))
         elif isinstance(error, IntegrityError):
             self.fail('mismatch', error.msg, details.get('actual_digest'), details.get('actual_size'),
                       reason=details.get('reason'))
@@ -128,6 +136,8 @@ class Item:
         label = '%s %s' % (self.kind, self.digest)
         if self.platforms:
             label += ' (%s)' % ', '.join(self.platforms)
+        if self.status == 'mismatch' and (self.reason or '').startswith('malformed'):
+            return '%s: %s' % (label, self.message)
         if self.status == 'mismatch':
             return '%s: expected %s, %s bytes; got %s, %s bytes%s' % (
                 label, self.digest, 'unknown' if self.size is None else self.size,
@@ -216,9 +226,7 @@ class BlobVerifier:
             children = [index.select_platform(self.platform)]
         for child in children:
             digest = child.get('digest')
-            validate_digest(digest, what='manifest digest in index %s' % index.digest)
-            platform = Platform.from_dict(child.get('platform'))
-            label = str(platform) if platform is not None and platform.os else None
+            label = platform_label(child)
             item = self._add(digest, child.get('size'), child.get('media_type'), 'manifest', label)
             if item.status != 'pending':
                 continue
@@ -250,10 +258,9 @@ class BlobVerifier:
             arch = manifest.data.get('architecture')
             label = platform or ('linux/%s' % arch if arch else None)
             manifest_item.add_platform(label)
+            # Every fsLayer, throwaway ones too (manifest_info lists the same), each blob once.
             for fs_layer in reversed(manifest.data.get('fsLayers') or []):
-                digest = fs_layer.get('blobSum') if isinstance(fs_layer, dict) else None
-                validate_digest(digest, what='layer digest in manifest %s' % manifest.digest)
-                self._add(digest, None, None, 'layer', label)
+                self._add(fs_layer['blobSum'], None, None, 'layer', label)
             return
         if not manifest.is_image and not manifest.data.get('layers') and not manifest.data.get('config'):
             self.warn('%s has media type %s, neither an image nor an index: only the manifest itself was verified'
@@ -287,7 +294,7 @@ class BlobVerifier:
                 data = None
         else:
             return
-        platform = _platform_of_config(data)
+        platform = _platform_of_config(data, config_item.digest)
         if platform is not None:
             for member in config_item.sets_platform_of:
                 member.add_platform(str(platform))
@@ -296,8 +303,9 @@ class BlobVerifier:
                 raise InvalidInputError('Cannot tell the platform of %s: its config %s could not be read'
                                         % (self.reference.name, config_item.digest))
             if not self.platform.matches(platform):
-                raise InvalidInputError('%s is a single-platform image for %s, not %s'
-                                        % (self.reference.name, platform, self.platform))
+                raise InvalidInputError('%s is a single-platform image for %s, not %s%s'
+                                        % (self.reference.name, platform, self.platform,
+                                           accepted_suffix(self.platform)))
 
     def select(self):
         """Keep only the items the user listed in ``digests``."""
@@ -502,16 +510,17 @@ def _local_after(item):
     return item.local if item.local == 'mismatch' else None
 
 
-def _platform_of_config(data):
+def _platform_of_config(data, digest):
+    """The platform a config declares, or None when it cannot be told (the config's bytes are verified anyway)."""
     if not data:
         return None
     try:
-        config = json.loads(data.decode('utf-8'))
-    except (UnicodeDecodeError, ValueError):
+        platform = check_config(parse_json(data, 'The image config %s' % digest), digest)
+    except IntegrityError:
         return None
-    if not isinstance(config, dict) or not config.get('os') or not config.get('architecture'):
+    if not platform.os or not platform.architecture:
         return None
-    return Platform(config.get('os'), config.get('architecture'), config.get('variant'))
+    return platform
 
 
 def verify_blobs(client, reference, **kwargs):

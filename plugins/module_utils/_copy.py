@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 
-from ansible_collections.imagelayers.registry.plugins.module_utils._blobs import ensure_pool_size, raw_reader
+from ansible_collections.imagelayers.registry.plugins.module_utils._blobs import ensure_pool_size
 from ansible_collections.imagelayers.registry.plugins.module_utils._digest import validate_digest
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
     IntegrityError,
@@ -28,8 +28,14 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._errors impor
 )
 from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import (
     INDEX_TYPES,
+    MAX_INDEX_DEPTH,
     Manifest,
     Platform,
+    accepted_suffix,
+    check_config,
+    describe_platforms,
+    platform_label,
+    select_platform,
 )
 from ansible_collections.imagelayers.registry.plugins.module_utils._tagging import (
     TagSync,
@@ -39,6 +45,7 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._tagging impo
     resolve_source,
 )
 from ansible_collections.imagelayers.registry.plugins.module_utils._tags import parallel_map
+from ansible_collections.imagelayers.registry.plugins.module_utils._transport import deadline_reader
 from ansible_collections.imagelayers.registry.plugins.module_utils._upload import BlobSource, TransferStats, ensure_blob
 
 DEFAULT_WORKERS = 4
@@ -90,8 +97,7 @@ def image_details(manifest, platform=None):
 
 
 def _platform_text(entry):
-    platform = Platform.from_dict(entry.get('platform'))
-    return str(platform) if platform is not None and platform.os else None
+    return platform_label(entry)
 
 
 def _workers(workers):
@@ -145,7 +151,12 @@ def publish(client, reference, plan, source, overwrite=True, check_mode=False, w
             raise IntegrityError('The registry stored the manifest %s in %s as %s'
                                  % (manifest.digest, reference.repository_name, answered))
 
-    parallel_map(child, plan.children, workers=workers)
+    # Images in parallel; then the indexes among the children one by one, in the plan's order (an inner index
+    # before the ones that list it): a registry refuses an index whose manifests it does not have yet.
+    parallel_map(child, [m for m in plan.children if not m.is_index], workers=workers)
+    for manifest in plan.children:
+        if manifest.is_index:
+            child(manifest)
     top = plan.top
     if not tag:
         stats.add(manifests_pushed=1)
@@ -222,7 +233,8 @@ class RegistryBlobSource(BlobSource):
                 % (announced.strip(), self.repository, descriptor['digest'], size),
                 details={'expected_digest': descriptor['digest'], 'expected_size': size,
                          'actual_size': int(announced)})
-        return raw_reader(response), response.close
+        return deadline_reader(response, self.client.api.options.timeout, size,
+                               'blob %s from %s' % (descriptor['digest'], self.name))
 
 
 def parse_platforms(platforms):
@@ -234,67 +246,79 @@ def parse_platforms(platforms):
 
 
 def _filtered_index(index, wanted):
-    """``(entries, missing)``: the index entries matching ``wanted``, and the platforms nothing matched."""
+    """``(entries, missing)``: for each ``wanted`` platform the one entry it picks, and those nothing matched.
+
+    Each platform picks its best entry the way ``manifest_info`` does (see ``select_platform``):
+    ``linux/arm`` takes one arm image, not every arm variant. The entries are each listed once.
+    """
+    candidates = index.data.get('manifests') or []
     entries = []
     missing = []
     for platform in wanted:
-        matched = [c for c in index.data.get('manifests') or []
-                   if isinstance(c, dict) and platform.matches(Platform.from_dict(c.get('platform')))]
-        if not matched:
-            missing.append(str(platform))
-        for entry in matched:
-            if entry not in entries:
-                entries.append(entry)
+        entry = select_platform(candidates, platform)
+        if entry is None:
+            missing.append(platform)
+        elif not any(entry is kept for kept in entries):
+            entries.append(entry)
     return entries, missing
 
 
 def subset_index(index, wanted):
     """A new index with the entries of ``index`` for the ``wanted`` platforms, in the index's order.
 
-    Returns ``(raw, media_type)`` for a new index, or the single entry's
-    descriptor when exactly one entry is left (the caller copies that manifest).
+    Returns ``(manifest, None)`` for a new index, ``(None, entry)`` when one image is left (one
+    platform asked for, or several that pick the same image: the caller copies that image
+    manifest), or ``(None, None)`` when several platforms keep every entry (the index as it is).
     """
     entries, missing = _filtered_index(index, wanted)
     if missing:
-        available = [t for t in (_platform_text(c) for c in index.children()) if t]
         raise InvalidInputError('The source index has no manifest for platform%s %s; it has: %s'
-                                % ('' if len(missing) == 1 else 's', ', '.join(missing),
-                                   ', '.join(available) or 'no platform entries'))
-    ordered = [c for c in index.data['manifests'] if c in entries]
-    if len(ordered) == len(index.data['manifests']):
-        return None, None
+                                % ('' if len(missing) == 1 else 's',
+                                   ', '.join('%s%s' % (p, accepted_suffix(p)) for p in missing),
+                                   describe_platforms(index.children())))
+    every = index.data['manifests']
+    ordered = [c for c in every if any(c is kept for kept in entries)]
     if len(ordered) == 1:
         return None, ordered[0]
+    if len(ordered) == len(every):
+        return None, None
     document = dict(index.data)
     document['manifests'] = ordered
     raw = json.dumps(document, separators=(',', ':')).encode('utf-8')
     return Manifest(raw, index.media_type), None
 
 
-def source_plan(client, repository, top, wanted=None):
-    """An ImagePlan for the manifest ``top`` of ``repository``, reading child manifests by digest."""
+def source_plan(client, repository, top, wanted=None, depth=0):
+    """An ImagePlan for the manifest ``top`` of ``repository``, reading child manifests by digest.
+
+    Nested indexes are followed down to MAX_INDEX_DEPTH levels, as every walker of this collection does.
+    """
     if top.is_schema1:
         raise InvalidInputError('%s@%s is a Docker schema1 manifest, which cannot be copied: its signature embeds '
                                 'the repository and tag it was pushed with' % (repository, top.digest))
     if top.is_image:
         if wanted:
-            config = client.get_json_blob(repository, top.config_descriptor(), what='image config')
-            declared = Platform(config.get('os'), config.get('architecture'), config.get('variant'))
+            descriptor = top.config_descriptor()
+            if descriptor is None:
+                raise IntegrityError('The image manifest %s has no config descriptor' % top.digest)
+            config = client.get_json_blob(repository, descriptor, what='image config')
+            declared = check_config(config, descriptor['digest'])
             if not any(p.matches(declared) for p in wanted):
                 raise InvalidInputError('The source is a single-platform image for %s, not for %s'
                                         % (declared, ', '.join(str(p) for p in wanted)))
         return ImagePlan(top, [], unique_blobs([top]), [image_details(top)])
     if not top.is_index:
         raise InvalidInputError('The source manifest has media type %s, which cannot be copied' % top.media_type)
+    if depth >= MAX_INDEX_DEPTH:
+        raise InvalidInputError('The index %s@%s nests indexes deeper than %d levels, which copy does not follow'
+                                % (repository, top.digest, MAX_INDEX_DEPTH))
     children = []
-    for entry in top.children():
-        validate_digest(entry['digest'], what='child manifest digest')
     fetched = parallel_map(lambda entry: client.get_manifest(repository, entry['digest']), top.children())
     images = []
     image_manifests = []
     for entry, manifest in zip(top.children(), fetched):
         if manifest.is_index:
-            nested = source_plan(client, repository, manifest)
+            nested = source_plan(client, repository, manifest, depth=depth + 1)
             children.extend(nested.children)
             image_manifests.extend(nested.children)
         elif manifest.is_image:

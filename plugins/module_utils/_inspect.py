@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import IntegrityError, InvalidInputError, NotFoundError
 from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import (
-    Platform,
+    accepted_suffix,
+    check_config,
     history,
     layers_with_diff_ids,
     schema1_details,
@@ -60,7 +61,8 @@ def inspect_image(client, reference, platform=None, warn=None):
         result.update({
             'image_digest': manifest.digest, 'platform': image_platform.to_dict(), 'config_digest': None,
             'config': None, 'layers': layers, 'history': entries,
-            'total_size': sum(layer['size'] or 0 for layer in layers),
+            # The throwaway layers are listed (they are blobs of the image) but hold nothing.
+            'total_size': sum(layer['size'] or 0 for layer in layers if not layer['empty_layer']),
         })
         return result
     if manifest.is_image:
@@ -73,8 +75,10 @@ def inspect_image(client, reference, platform=None, warn=None):
 
 
 def _check_platform(wanted, actual, name):
+    """A single image must be one ``wanted`` accepts (see Platform.candidates: arm/v6 serves linux/arm/v7)."""
     if wanted is not None and not wanted.matches(actual):
-        raise InvalidInputError('%s is a single-platform image for %s, not %s' % (name, actual, wanted))
+        raise InvalidInputError('%s is a single-platform image for %s, not %s%s'
+                                % (name, actual, wanted, accepted_suffix(wanted)))
 
 
 def _describe_image(client, repository, manifest, wanted_platform):
@@ -82,8 +86,7 @@ def _describe_image(client, repository, manifest, wanted_platform):
     if not descriptor or not descriptor.get('digest'):
         raise IntegrityError('The image manifest %s has no config descriptor' % manifest.digest)
     config = client.get_json_blob(repository, descriptor, what='image config')
-    image_platform = Platform(config.get('os'), config.get('architecture'), config.get('variant'),
-                              config.get('os.version'))
+    image_platform = check_config(config, descriptor['digest'])
     _check_platform(wanted_platform, image_platform, '%s@%s' % (repository, manifest.digest))
     layers = layers_with_diff_ids(manifest, config)
     return {

@@ -31,11 +31,39 @@ ACCEPT = ', '.join(INDEX_TYPES + IMAGE_TYPES + SCHEMA1_TYPES)
 DOCKER_CONFIG = 'application/vnd.docker.container.image.v1+json'
 OCI_CONFIG = 'application/vnd.oci.image.config.v1+json'
 
-_PLATFORM = re.compile(r'^[a-z0-9_.-]+/[a-z0-9_.-]+(?:/[a-z0-9_.-]+)?$')
+# How deep an index may nest other indexes before a walk stops following it (every walker uses it).
+MAX_INDEX_DEPTH = 4
+
+# The largest size a descriptor may announce: 1 TiB. The biggest layers in real use (model weights,
+# toolchains) are tens of GiB; a larger number is not an image but a way to make a client reserve,
+# loop or report absurd amounts. The bytes are verified as they arrive anyway, so the cap only has
+# to be far above any genuine blob.
+MAX_BLOB_SIZE = 2 ** 40
+# How deeply the JSON of a manifest or image config may nest. Genuine documents nest 5 or 6 levels;
+# a deeper one would only exercise recursion in the parser and in everything that walks the result.
+MAX_JSON_DEPTH = 32
+
+_PLATFORM = re.compile(r'[a-z0-9_.-]+/[a-z0-9_.-]+(?:/[a-z0-9_.-]+)?')
+
+# The variants of an architecture, most capable first, as containers/image (skopeo, podman)
+# knows them (internal/pkg/platform): a machine of one variant also runs every later one.
+VARIANT_COMPATIBILITY = {
+    'amd64': ('v4', 'v3', 'v2'),
+    'arm': ('v8', 'v7', 'v6', 'v5'),
+    'arm64': ('v8',),
+}
+
+
+def _normal_variant(architecture, variant):
+    """The variant compared when matching: amd64 "v1" is the amd64 baseline, the same as no variant."""
+    variant = variant or None
+    if architecture == 'amd64' and variant == 'v1':
+        return None
+    return variant
 
 
 class Platform:
-    """``os/architecture[/variant]``, matched the way container runtimes do."""
+    """``os/architecture[/variant]``, matched the way container runtimes do (see :meth:`candidates`)."""
 
     def __init__(self, os, architecture, variant=None, os_version=None):
         self.os = os
@@ -45,7 +73,7 @@ class Platform:
 
     @classmethod
     def parse(cls, value):
-        if not isinstance(value, str) or not _PLATFORM.match(value.strip().lower()):
+        if not isinstance(value, str) or not _PLATFORM.fullmatch(value.strip().lower()):
             raise InvalidInputError('Invalid platform %r: expected "os/architecture" or "os/architecture/variant", '
                                     'for example "linux/amd64" or "linux/arm64/v8"' % (value,))
         parts = value.strip().lower().split('/')
@@ -57,15 +85,32 @@ class Platform:
             return None
         return cls(data.get('os'), data.get('architecture'), data.get('variant'), data.get('os.version'))
 
+    def candidates(self):
+        """The platforms this request accepts, best first: containers/image's ``WantedPlatforms`` order.
+
+        With a variant: that variant, each older one of the compatibility table, then no variant
+        (``linux/arm/v8``: v8, v7, v6, v5, none; ``linux/amd64/v3``: v3, v2, none). Without one: no
+        variant, then the table's variants newest first (``linux/arm``: none, v8, v7, v6, v5;
+        ``linux/arm64``: none, v8), except amd64, whose levels a plain request never takes.
+        """
+        order = VARIANT_COMPATIBILITY.get(self.architecture, ())
+        variant = _normal_variant(self.architecture, self.variant)
+        if variant is not None:
+            variants = list(order[order.index(variant):]) if variant in order else [variant]
+            variants.append(None)
+        else:
+            variants = [None] + ([] if self.architecture == 'amd64' else list(order))
+        return [Platform(self.os, self.architecture, v) for v in variants]
+
+    def same(self, other):
+        """True when ``other`` is this very platform (amd64 "v1" being plain amd64)."""
+        return (other is not None and self.os == other.os and self.architecture == other.architecture
+                and _normal_variant(self.architecture, self.variant)
+                == _normal_variant(other.architecture, other.variant))
+
     def matches(self, other):
-        """True when ``other`` (what an image declares) satisfies this request."""
-        if other is None or self.os != other.os or self.architecture != other.architecture:
-            return False
-        if self.variant is None:
-            return True
-        # arm64's only variant is v8: "linux/arm64" and "linux/arm64/v8" are the same platform.
-        other_variant = other.variant or ('v8' if other.architecture == 'arm64' else None)
-        return self.variant == other_variant
+        """True when ``other`` (what an image declares) is one of the :meth:`candidates` of this request."""
+        return other is not None and any(candidate.same(other) for candidate in self.candidates())
 
     def __str__(self):
         return '/'.join(p for p in (self.os, self.architecture, self.variant) if p)
@@ -79,23 +124,242 @@ class Platform:
         return data
 
 
+def select_platform(entries, wanted):
+    """The index entry for ``wanted``: the first (in index order) of the earliest candidate; None if none.
+
+    ``entries`` are index entries (raw, or as :meth:`Manifest.children` gives them): each has a
+    ``platform``. This is the one place where ``manifest_info``, the digest lookup, ``copy``,
+    ``blob_verify`` and ``push`` choose an image, so that they all choose the same one.
+    """
+    platforms = [(entry, Platform.from_dict(entry.get('platform'))) for entry in entries]
+    for candidate in wanted.candidates():
+        for entry, platform in platforms:
+            if candidate.same(platform):
+                return entry
+    return None
+
+
+def platform_label(entry):
+    """``os/architecture[/variant]`` of an index entry, or None when it declares no usable platform."""
+    platform = Platform.from_dict(entry.get('platform'))
+    return str(platform) if platform is not None and platform.os and platform.architecture else None
+
+
+def describe_platforms(entries):
+    """What an index offers, for an error message: its platforms, and how many entries have none."""
+    labels = [label for label in (platform_label(e) for e in entries) if label]
+    unlabeled = len(entries) - len(labels)
+    if unlabeled:
+        labels.append('%d %s without a platform' % (unlabeled, 'entry' if unlabeled == 1 else 'entries'))
+    return ', '.join(labels) or 'no entries'
+
+
+def accepted_suffix(wanted):
+    """`` (accepted, best first: ...)`` when ``wanted`` accepts more than itself, for error messages."""
+    candidates = wanted.candidates()
+    if len(candidates) < 2:
+        return ''
+    return ' (accepted, best first: %s)' % ', '.join(str(c) for c in candidates)
+
+
+def no_platform_message(wanted, entries, what='The image index'):
+    return ('%s has no manifest for platform %s%s; it has: %s'
+            % (what, wanted, accepted_suffix(wanted), describe_platforms(entries)))
+
+
+# -- well-formedness: every field a consumer reads, checked once, when the document is parsed ----------
+_JSON_TYPES = ((bool, 'a boolean'), (int, 'a number'), (float, 'a number'), (str, 'a string'),
+               (list, 'an array'), (dict, 'an object'))
+
+
+def _json_type(value):
+    if value is None:
+        return 'null'
+    for kind, name in _JSON_TYPES:
+        if isinstance(value, kind):
+            return name
+    return 'a value of an unknown type'
+
+
+def _too_deep(value, limit=MAX_JSON_DEPTH):
+    """True when ``value`` nests containers deeper than ``limit`` (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return False
+
+
+def parse_json(raw, what, details=None):
+    """Parse JSON bytes that a registry or archive sent: IntegrityError when invalid or nested absurdly deep."""
+    try:
+        data = json.loads(raw.decode('utf-8') if isinstance(raw, bytes) else raw)
+    except RecursionError:
+        data = None
+        deep = True
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise IntegrityError('%s is not valid JSON: %s' % (what, exc), details=details)
+    else:
+        deep = _too_deep(data)
+    if deep:
+        raise IntegrityError('%s is nested more than %d levels deep; refusing it' % (what, MAX_JSON_DEPTH),
+                             details=details)
+    return data
+
+
+class Malformed:
+    """Raises the IntegrityError for a field of a document: the field, what is wrong, and the document."""
+
+    def __init__(self, what, digest, key='manifest_digest'):
+        self.what = what
+        self.digest = digest
+        self.key = key
+
+    def __call__(self, field, problem):
+        reason = '%s %s' % (field, problem)
+        return IntegrityError('The %s %s is malformed: %s' % (self.what, self.digest, reason),
+                              details={self.key: self.digest, 'field': field, 'reason': reason})
+
+    def typed(self, value, field, kind, name, required=False):
+        """``value`` when it is of ``kind`` (or absent and not ``required``), else raise."""
+        if value is None and not required:
+            return value
+        if value is None:
+            raise self(field, 'is missing')
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self(field, 'is %s, not %s' % (_json_type(value), name))
+        return value
+
+    def string(self, data, key, prefix, required=False):
+        return self.typed(data.get(key), _join(prefix, key), str, 'a string', required)
+
+    def strings(self, data, key, prefix):
+        values = self.typed(data.get(key), _join(prefix, key), list, 'an array of strings')
+        for number, value in enumerate(values or []):
+            self.typed(value, '%s[%d]' % (_join(prefix, key), number), str, 'a string', True)
+        return values
+
+    def digest_field(self, data, key, prefix):
+        """A digest this collection can verify (sha256 or sha512), never a tag or a path."""
+        value = self.string(data, key, prefix, required=True)
+        try:
+            validate_digest(value, what='value')
+        except InvalidInputError as error:
+            raise self(_join(prefix, key), 'is not a usable digest: %s' % error.msg)
+        return value
+
+    def size(self, value, field, required=True):
+        """A byte count: an integer (not a boolean, not a fraction), 0 to MAX_BLOB_SIZE."""
+        self.typed(value, field, int, 'an integer', required)
+        if value is not None and value < 0:
+            raise self(field, 'is %d, below 0' % value)
+        if value is not None and value > MAX_BLOB_SIZE:
+            raise self(field, 'is %d bytes, above the limit of %d (1 TiB)' % (value, MAX_BLOB_SIZE))
+        return value
+
+
+def _join(prefix, key):
+    return '%s.%s' % (prefix, key) if prefix else key
+
+
+def _check_descriptor(malformed, value, field):
+    """A content descriptor: digest (a valid one), size (bounded), optional mediaType, urls, annotations."""
+    malformed.typed(value, field, dict, 'an object', True)
+    malformed.digest_field(value, 'digest', field)
+    malformed.size(value.get('size'), '%s.size' % field)
+    malformed.string(value, 'mediaType', field)
+    malformed.strings(value, 'urls', field)
+    annotations = malformed.typed(value.get('annotations'), '%s.annotations' % field, dict, 'an object')
+    for key, text in (annotations or {}).items():
+        malformed.typed(text, '%s.annotations.%s' % (field, key), str, 'a string', True)
+
+
+def _check_platform(malformed, value, field):
+    malformed.typed(value, field, dict, 'an object')
+    if value is not None:
+        for key in ('os', 'architecture', 'variant', 'os.version'):
+            malformed.string(value, key, field)
+        for key in ('os.features', 'features'):
+            malformed.strings(value, key, field)
+
+
+def _list(malformed, data, key):
+    return malformed.typed(data.get(key), key, list, 'an array') or []
+
+
+def check_manifest(data, media_type, digest):
+    """Raise IntegrityError, naming the field, unless every field this collection reads has its JSON type.
+
+    A Go client (containers/image, distribution) refuses such documents when it decodes them; here
+    they would otherwise surface as a Python TypeError deep in a walk.
+    """
+    malformed = Malformed('manifest', digest)
+    malformed.string(data, 'mediaType', '')
+    for number, entry in enumerate(_list(malformed, data, 'manifests')):
+        field = 'manifests[%d]' % number
+        _check_descriptor(malformed, entry, field)
+        _check_platform(malformed, entry.get('platform'), '%s.platform' % field)
+    if data.get('config') is not None:
+        _check_descriptor(malformed, data['config'], 'config')
+    for number, layer in enumerate(_list(malformed, data, 'layers')):
+        _check_descriptor(malformed, layer, 'layers[%d]' % number)
+    if media_type in SCHEMA1_TYPES:
+        _check_schema1(malformed, data)
+
+
+def _check_schema1(malformed, data):
+    malformed.string(data, 'architecture', '')
+    fs_layers = _list(malformed, data, 'fsLayers')
+    for number, fs_layer in enumerate(fs_layers):
+        field = 'fsLayers[%d]' % number
+        malformed.typed(fs_layer, field, dict, 'an object', True)
+        malformed.digest_field(fs_layer, 'blobSum', field)
+    compat = _list(malformed, data, 'history')
+    for number, item in enumerate(compat):
+        field = 'history[%d]' % number
+        malformed.typed(item, field, dict, 'an object', True)
+        malformed.string(item, 'v1Compatibility', field, required=True)
+    if compat and len(compat) != len(fs_layers):
+        raise malformed('history', 'has %d entries for %d fsLayers' % (len(compat), len(fs_layers)))
+
+
+def check_config(config, digest):
+    """The fields of an image config this collection reads, with their JSON types; IntegrityError if not.
+
+    Returns the config's Platform.
+    """
+    malformed = Malformed('image config', digest, key='config_digest')
+    if not isinstance(config, dict):
+        raise IntegrityError('The image config %s is malformed: it is %s, not a JSON object'
+                             % (digest, _json_type(config)), details={'config_digest': digest, 'field': None})
+    for key in ('os', 'architecture', 'variant', 'os.version'):
+        malformed.string(config, key, '')
+    rootfs = malformed.typed(config.get('rootfs'), 'rootfs', dict, 'an object')
+    if rootfs is not None:
+        malformed.strings(rootfs, 'diff_ids', 'rootfs')
+    for number, item in enumerate(malformed.typed(config.get('history'), 'history', list, 'an array') or []):
+        malformed.typed(item, 'history[%d]' % number, dict, 'an object', True)
+    return Platform(config.get('os'), config.get('architecture'), config.get('variant'), config.get('os.version'))
+
+
 class Manifest:
     """The exact bytes of a manifest, their digest, and the parsed document."""
 
     def __init__(self, raw, media_type, digest=None):
         self.raw = raw
-        try:
-            self.data = json.loads(raw.decode('utf-8'))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise IntegrityError('The manifest is not valid JSON: %s' % exc)
+        self.data = parse_json(raw, 'The manifest')
         if not isinstance(self.data, dict):
             raise IntegrityError('The manifest is not a JSON object')
         self.media_type = self._media_type(media_type)
         self.digest = digest or self.compute_digest()
+        check_manifest(self.data, self.media_type, self.digest)
 
     def _media_type(self, header_type):
         declared = self.data.get('mediaType')
-        if declared:
+        if declared and isinstance(declared, str):
             return declared
         header_type = (header_type or '').split(';', 1)[0].strip()
         if header_type in INDEX_TYPES + IMAGE_TYPES + SCHEMA1_TYPES:
@@ -119,7 +383,7 @@ class Manifest:
                 protected = self.data['signatures'][0]['protected']
                 header = json.loads(_b64url(protected))
                 return self.raw[:int(header['formatLength'])] + _b64url(header['formatTail'])
-            except (KeyError, IndexError, ValueError, TypeError):
+            except (KeyError, IndexError, ValueError, TypeError, RecursionError):
                 return self.raw
         return self.raw
 
@@ -147,8 +411,6 @@ class Manifest:
         """Index entries: ``[{'digest', 'media_type', 'size', 'platform'}]``."""
         result = []
         for entry in self.data.get('manifests') or []:
-            if not isinstance(entry, dict):
-                continue
             result.append({
                 'digest': entry.get('digest'),
                 'media_type': entry.get('mediaType'),
@@ -159,13 +421,12 @@ class Manifest:
         return result
 
     def select_platform(self, platform):
-        """The index entry for ``platform``, or raise listing what the index has."""
-        for child in self.children():
-            if platform.matches(Platform.from_dict(child['platform'])):
-                return child
-        available = [str(Platform.from_dict(c['platform'])) for c in self.children() if c.get('platform')]
-        raise InvalidInputError('The image index has no manifest for platform %s; it has: %s'
-                                % (platform, ', '.join(available) or 'no platform entries'))
+        """The index entry for ``platform`` (see :func:`select_platform`), or raise listing what the index has."""
+        children = self.children()
+        child = select_platform(children, platform)
+        if child is None:
+            raise InvalidInputError(no_platform_message(platform, children))
+        return child
 
     def config_descriptor(self):
         config = self.data.get('config')
@@ -177,21 +438,18 @@ class Manifest:
         """Layer descriptors of an image manifest (schema2/OCI), base layer first."""
         result = []
         for layer in self.data.get('layers') or []:
-            if isinstance(layer, dict):
-                result.append({'digest': layer.get('digest'), 'size': layer.get('size'),
-                               'media_type': layer.get('mediaType'), 'urls': layer.get('urls')})
+            result.append({'digest': layer.get('digest'), 'size': layer.get('size'),
+                           'media_type': layer.get('mediaType'), 'urls': layer.get('urls')})
         return result
 
     def blob_descriptors(self):
-        """Config and layer descriptors, each validated; ``kind`` says which."""
+        """Config and layer descriptors (validated when the manifest was parsed); ``kind`` says which."""
         result = []
         config = self.config_descriptor()
         if config:
             result.append(dict(config, kind='config'))
         for layer in self.layers():
             result.append(dict(layer, kind='layer'))
-        for entry in result:
-            validate_digest(entry['digest'], what='%s digest in manifest %s' % (entry['kind'], self.digest))
         return result
 
 
@@ -238,28 +496,49 @@ def history(config, layers):
 
 
 def schema1_details(manifest):
-    """Layers and history of a schema1 manifest (read-only support), base layer first."""
-    fs_layers = list(reversed(manifest.data.get('fsLayers') or []))
-    compat = list(reversed(manifest.data.get('history') or []))
+    """Layers and history of a schema1 manifest (read-only support), base layer first.
+
+    Every fsLayer is listed, in order, as skopeo and ``blob_verify`` see them; those of throwaway
+    steps (ENV, CMD...: an empty tar, often the same blob repeated) have ``empty_layer: true``.
+    """
+    fs_layers = manifest.data.get('fsLayers') or []
+    compat = manifest.data.get('history') or []
     layers = []
     entries = []
     config = {}
-    for index, fs_layer in enumerate(fs_layers):
-        try:
-            v1 = json.loads(compat[index]['v1Compatibility']) if index < len(compat) else {}
-        except (KeyError, TypeError, ValueError):
-            v1 = {}
+    for index in reversed(range(len(fs_layers))):
+        v1 = _v1_compatibility(manifest, compat, index)
         container_config = v1.get('container_config') or {}
         created_by = ' '.join(container_config.get('Cmd') or []) or None
         empty = bool(v1.get('throwaway'))
-        digest = fs_layer.get('blobSum')
-        if not empty:
-            layers.append({'digest': digest, 'size': v1.get('Size'), 'media_type': None, 'diff_id': None})
+        digest = fs_layers[index]['blobSum']
+        size = v1.get('Size')
+        layers.append({'digest': digest, 'size': size, 'media_type': None, 'diff_id': None, 'empty_layer': empty})
         entries.append({
             'created': v1.get('created'), 'created_by': created_by, 'comment': v1.get('comment'),
             'author': v1.get('author'), 'empty_layer': empty,
-            'layer_digest': None if empty else digest, 'size': 0 if empty else (v1.get('Size') or 0),
+            'layer_digest': None if empty else digest, 'size': 0 if empty else (size or 0),
         })
         config = v1
-    platform = Platform(config.get('os') or 'linux', manifest.data.get('architecture'))
+    platform = Platform(config.get('os') if isinstance(config.get('os'), str) else 'linux',
+                        manifest.data.get('architecture'))
     return layers, entries, platform
+
+
+def _v1_compatibility(manifest, compat, index):
+    """The parsed ``v1Compatibility`` of history entry ``index`` ({} when there is none), its fields checked."""
+    if index >= len(compat):
+        return {}
+    field = 'history[%d].v1Compatibility' % index
+    malformed = Malformed('manifest', manifest.digest)
+    try:
+        v1 = parse_json(compat[index]['v1Compatibility'], 'the JSON of %s' % field)
+    except IntegrityError as error:
+        raise malformed(field, 'is not usable: %s' % error.msg)
+    malformed.typed(v1, field, dict, 'an object', True)
+    malformed.size(v1.get('Size'), '%s.Size' % field, required=False)
+    container_config = malformed.typed(v1.get('container_config'), '%s.container_config' % field, dict,
+                                       'an object')
+    if container_config is not None:
+        malformed.strings(container_config, 'Cmd', '%s.container_config' % field)
+    return v1

@@ -59,7 +59,11 @@ options:
     description:
       - Limit an index or manifest list to one platform, C(os/architecture[/variant]), for example
         V(linux/arm64/v8). By default every platform is verified.
-      - For a single-platform image, its platform must match, else the module fails.
+      - The entry is the one M(imagelayers.registry.manifest_info) describes for this platform, chosen the way
+        C(skopeo) and C(podman) choose it. V(linux/arm/v8) falls back to C(arm/v7), C(arm/v6), C(arm/v5), then
+        C(arm). V(linux/arm) prefers an entry without a variant, then the newest variant. See the
+        O(imagelayers.registry.manifest_info#module:platform) option for the whole order.
+      - For a single-platform image, O(platform) must accept the image's platform, else the module fails.
     type: str
   check:
     description:
@@ -86,7 +90,12 @@ notes:
   - Redirects to storage backends (S3, GCS, CDNs) are followed without the C(Authorization) header.
   - Layers marked as foreign or non-distributable with C(urls) that the registry does not have are reported
     with status V(skipped) and do not fail the task.
-  - Docker schema1 manifests give no layer sizes; their layers are verified by digest only.
+  - Docker schema1 manifests give no layer sizes; their layers are verified by digest only. Every C(fsLayers) blob
+    is verified, those of throwaway steps too (once, however often the manifest repeats them).
+  - A manifest with fields of the wrong JSON type is an integrity error naming the field and the manifest.
+    Examples are C(layers) given as a number, a size that is not an integer from 0 to 1 TiB, and JSON nested more than 32
+    levels. For the top manifest the task fails at once. For a child manifest the item is a V(mismatch), and
+    its RV(blobs[].message) names the field.
 seealso:
   - module: imagelayers.registry.manifest_info
 '''
@@ -165,7 +174,7 @@ blobs:
     status:
       description:
         - V(ok); V(missing) (the registry does not have it, C(BLOB_UNKNOWN)); V(mismatch) (wrong digest or
-          size); V(error) (transfer failed after the retries); V(skipped) (foreign layer the registry does not
+          size, or a malformed manifest); V(error) (transfer failed after the retries); V(skipped) (foreign layer the registry does not
           distribute).
       type: str
     verified:

@@ -55,9 +55,17 @@ options:
     description:
       - Copy only these platforms (C(os/architecture[/variant]), for example V(linux/amd64) or V(linux/arm64/v8)) of a
         multi-platform source. Every platform listed must exist in the source, else the task fails.
-      - Several platforms give a new index with only their entries; one platform gives that platform's image
-        manifest. Either way the digest differs from the source's (RV(digest_changed)).
-      - A single-platform source is copied unchanged when it is one of the listed platforms, and refused otherwise.
+      - Each platform picks one entry of the index, the image M(imagelayers.registry.manifest_info) describes for
+        it. The pick is made the way C(skopeo) and C(podman) make it. A variant falls back to older ones, then to
+        no variant (V(linux/arm/v8) takes C(arm/v7) when there is no C(arm/v8)). A platform without a variant
+        prefers the entry without one, then the newest variant (V(linux/arm) takes C(arm/v7) over C(arm/v6)).
+        See the O(imagelayers.registry.manifest_info#module:platform) option for the whole order.
+      - One platform gives that platform's image manifest, never an index. Several platforms give a new index
+        with their entries, each once, in the source's order; if they all pick the same entry, that image
+        manifest. Either way the digest differs from the source's (RV(digest_changed)), unless several
+        platforms keep every entry of the index.
+      - A single-platform source is copied unchanged when one of the listed platforms accepts it (V(linux/arm/v7)
+        accepts an C(arm/v6) image), and refused otherwise.
       - Default is every platform.
     type: list
     elements: str

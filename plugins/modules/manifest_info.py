@@ -34,11 +34,24 @@ options:
     description:
       - The platform to describe when O(image) is an index or manifest list, as C(os/architecture[/variant]),
         for example V(linux/amd64) or V(linux/arm64/v8).
-      - For a single-platform image, the image's platform must match, else the module fails.
+      - The image is chosen as C(skopeo) and C(podman) (containers/image) choose it. A variant accepts itself,
+        then each older variant, then an entry without a variant; V(linux/arm/v8) takes C(arm/v8), C(arm/v7),
+        C(arm/v6), C(arm/v5), C(arm), the first one the index has. V(linux/amd64/v3) takes C(amd64/v3),
+        C(amd64/v2), C(amd64).
+      - Without a variant, an entry without a variant comes first, then the newest variant. V(linux/arm)
+        takes C(arm), C(arm/v8), C(arm/v7), C(arm/v6), C(arm/v5). V(linux/arm64) takes C(arm64), C(arm64/v8).
+        V(linux/amd64) takes C(amd64) only (C(amd64/v1) being the same).
+      - When two entries declare the same platform, the first in the index wins. The other modules
+        (M(imagelayers.registry.copy), M(imagelayers.registry.blob_verify)) and the
+        P(imagelayers.registry.digest#lookup) lookup choose the same way.
+      - For a single-platform image, O(platform) must accept the image's platform, else the module fails.
     type: str
 notes:
   - Docker schema1 manifests, still served by some old registries, are described read-only with a warning;
     their layer sizes come from the C(v1Compatibility) history.
+  - A manifest or config whose fields have the wrong JSON type fails the task. This covers a size that is not
+    an integer from 0 to 1 TiB, a digest that is not a sha256 or sha512 digest, and JSON nested more than 32
+    levels deep. The error is an integrity error that names the field and the manifest's digest.
 '''
 
 EXAMPLES = r'''
@@ -143,7 +156,11 @@ config:
   returned: when the reference is an image, or an index with O(platform)
   type: dict
 layers:
-  description: The layers, base layer first.
+  description:
+    - The layers, base layer first.
+    - For a Docker schema1 manifest, every C(fsLayers) entry in order, as C(skopeo inspect) and
+      M(imagelayers.registry.blob_verify) list them. This includes the layers of throwaway steps (C(ENV),
+      C(CMD), ...), which are often the same empty blob repeated; those have RV(layers[].empty_layer=true).
   returned: when the reference is an image, or an index with O(platform)
   type: list
   elements: dict
@@ -152,16 +169,24 @@ layers:
       description: Digest of the (usually compressed) layer blob.
       type: str
     size:
-      description: Size of the layer blob in bytes.
+      description:
+        - Size of the layer blob in bytes.
+        - For schema1, the C(Size) of its C(v1Compatibility) history entry (uncompressed), or null.
       type: int
     media_type:
-      description: Media type of the layer.
+      description: Media type of the layer (null for schema1).
       type: str
     diff_id:
-      description: Digest of the uncompressed layer, from the config's C(rootfs.diff_ids).
+      description: Digest of the uncompressed layer, from the config's C(rootfs.diff_ids) (null for schema1).
       type: str
+    empty_layer:
+      description: Schema1 only. Whether the layer belongs to a throwaway step and holds nothing.
+      type: bool
+      returned: for a Docker schema1 manifest
 total_size:
-  description: Sum of the layer blob sizes in bytes (what a pull downloads, config and manifest aside).
+  description:
+    - Sum of the layer blob sizes in bytes (what a pull downloads, config and manifest aside).
+    - For schema1, the sum over the layers without RV(layers[].empty_layer).
   returned: when the reference is an image, or an index with O(platform)
   type: int
   sample: 2479

@@ -15,6 +15,7 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._errors impor
     InvalidInputError,
     NotFoundError,
 )
+from ansible_collections.imagelayers.registry.plugins.module_utils._inspect import inspect_image
 from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import DOCKER_MANIFEST, Platform
 from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
 from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.fake_registry import (
@@ -261,3 +262,81 @@ def test_foreign_layer_the_registry_does_not_have_is_skipped(registry):
     registry.add_manifest('win', 'v2', manifest.replace(b'foreign.diff', b'diff'), DOCKER_MANIFEST)
     with pytest.raises(NotFoundError):
         run(registry, 'win:v2')
+
+
+# -- platform picks and malformed manifests --------------------------------------------------------------
+def arm_index(registry, variants):
+    digests = {}
+    children = []
+    for variant in variants:
+        digest, config, layers = registry.add_image('arm', None, [('arm %s' % variant).encode() * 500],
+                                                    platform=('linux', 'arm', variant))
+        digests[variant] = (digest, config, layers[0])
+        children.append((digest, ('linux', 'arm', variant)))
+    top = registry.add_index('arm', 'v1', children)
+    return top, digests
+
+
+@pytest.mark.parametrize('wanted, expected', [('linux/arm/v8', 'v7'), ('linux/arm', 'v7'), ('linux/arm/v6', 'v6')])
+def test_platform_falls_back_like_container_runtimes(registry, wanted, expected):
+    top, digests = arm_index(registry, ('v5', 'v6', 'v7'))
+    result = run(registry, 'arm:v1', platform=Platform.parse(wanted))
+    assert set(by_digest(result)) == set((top,) + digests[expected])
+    assert by_digest(result)[digests[expected][2]]['platform'] == 'linux/arm/%s' % expected
+
+
+def test_single_image_accepts_a_compatible_platform(registry):
+    registry.add_image('solo', 'v1', [AMD], platform=('linux', 'arm', 'v6'))
+    assert run(registry, 'solo:v1', platform=Platform.parse('linux/arm/v8'))['failed_count'] == 0
+    with pytest.raises(InvalidInputError):
+        run(registry, 'solo:v1', platform=Platform.parse('linux/arm/v5'))
+
+
+def test_malformed_top_manifest_is_an_integrity_error(registry):
+    raw = json.dumps({'schemaVersion': 2, 'mediaType': DOCKER_MANIFEST,
+                      'config': {'digest': registry.add_blob(b'{}'), 'size': 2},
+                      'layers': [{'digest': registry.add_blob(AMD), 'size': -5}]}).encode()
+    top = registry.add_manifest('bad', 'v1', raw, DOCKER_MANIFEST)
+    with pytest.raises(IntegrityError) as excinfo:
+        run(registry, 'bad:v1')
+    assert excinfo.value.details['field'] == 'layers[0].size' and top in excinfo.value.msg
+    assert blob_gets(registry) == []
+
+
+def test_malformed_child_manifest_is_reported_with_the_field(registry, index):
+    child = json.dumps({'schemaVersion': 2, 'mediaType': DOCKER_MANIFEST,
+                        'config': {'digest': registry.add_blob(b'{}'), 'size': 2}, 'layers': 5}).encode()
+    child_digest = registry.add_manifest('app', None, child, DOCKER_MANIFEST)
+    registry.add_index('app', 'v2', [(index['amd'], ('linux', 'amd64', None)), (child_digest, ('linux', 'arm64', None))])
+    with pytest.raises(IntegrityError) as excinfo:
+        run(registry, 'app:v2')
+    assert 'layers' in excinfo.value.msg and child_digest in excinfo.value.msg
+    entry = by_digest(excinfo.value.details)[child_digest]
+    assert entry['status'] == 'mismatch' and 'layers is a number' in entry['message']
+    assert by_digest(excinfo.value.details)[index['amd_layer']]['status'] == 'ok'
+
+
+def test_deeply_nested_config_does_not_crash(registry):
+    config_bytes = b'{"os": "linux", "architecture": "amd64", "x": ' + b'[' * 100000 + b']' * 100000 + b'}'
+    config = registry.add_blob(config_bytes)
+    raw = json.dumps({'schemaVersion': 2, 'mediaType': DOCKER_MANIFEST,
+                      'config': {'digest': config, 'size': len(config_bytes)}, 'layers': []}).encode()
+    registry.add_manifest('deep', 'v1', raw, DOCKER_MANIFEST)
+    result = run(registry, 'deep:v1')
+    assert result['failed_count'] == 0
+    with pytest.raises(InvalidInputError):
+        run(registry, 'deep:v1', platform=Platform.parse('linux/amd64'))
+
+
+def test_schema1_throwaway_layers_match_manifest_info(registry):
+    empty = registry.add_blob(b'')
+    layer = registry.add_blob(AMD)
+    v1 = [json.dumps({'throwaway': True}), json.dumps({'Size': len(AMD)}), json.dumps({'throwaway': True})]
+    manifest = json.dumps({'schemaVersion': 1, 'name': 'old', 'tag': 'v1', 'architecture': 'amd64',
+                           'fsLayers': [{'blobSum': empty}, {'blobSum': layer}, {'blobSum': empty}],
+                           'history': [{'v1Compatibility': text} for text in v1]}).encode()
+    registry.add_manifest('old', 'v1', manifest, 'application/vnd.docker.distribution.manifest.v1+json')
+    verified = run(registry, 'old:v1')
+    described = inspect_image(client_for(registry), ImageReference.parse('%s/old:v1' % registry.host))
+    assert set(b['digest'] for b in verified['blobs'] if b['kind'] == 'layer') == set(
+        entry['digest'] for entry in described['layers'])

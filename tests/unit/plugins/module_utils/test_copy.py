@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -15,7 +16,9 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._errors impor
     IntegrityError,
     InvalidInputError,
     RegistryError,
+    TransportError,
 )
+from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import MAX_INDEX_DEPTH
 from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
 from ansible_collections.imagelayers.registry.plugins.module_utils._tagging import PreconditionError, TagConflictError
 from ansible_collections.imagelayers.registry.plugins.module_utils._upload import upload_location, with_digest
@@ -341,3 +344,158 @@ def test_add_referrers_folds_them_into_the_result_and_the_diff():
     assert result['changed']
     assert result['diff']['before'] == {'1': 'sha256:a', 'sha256-a.sig': 'sha256:s1'}
     assert result['diff']['after'] == {'1': 'sha256:a', 'sha256-a.sig': 'sha256:s2', 'sha256-a.att': 'sha256:t'}
+
+
+# -- platform picks: one requested platform gives one image, the one manifest_info describes ----------------
+def arm_source(source, variants=('v6', 'v7'), with_amd=True):
+    children = []
+    digests = {}
+    platforms = [('linux', 'arm', v) for v in variants] + ([('linux', 'amd64', None)] if with_amd else [])
+    for platform in platforms:
+        digest = source.add_image('app', None, [('%s' % (platform,)).encode() * 10], platform=platform)[0]
+        children.append((digest, platform))
+        digests['/'.join(p for p in platform if p)] = digest
+    digests['index'] = source.add_index('app', '1', children)
+    return digests
+
+
+@pytest.mark.parametrize('wanted, expected', [
+    ('linux/arm', 'linux/arm/v7'),
+    ('linux/arm/v8', 'linux/arm/v7'),
+    ('linux/arm/v7', 'linux/arm/v7'),
+    ('linux/amd64/v3', 'linux/amd64'),
+])
+def test_one_platform_gives_one_image_manifest(source, server, wanted, expected):
+    digests = arm_source(source)
+    target = UploadTarget(server)
+    src_ref, dest_ref = refs(source, server, dest='one/app:1')
+    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server), dest_ref,
+                                          platforms=[wanted])
+    assert plan.digest == digests[expected] and extra['digest_changed']
+    media_type, written = target.manifests[('one/app', '1')]
+    assert written == source.manifests[('app', digests[expected])][1] and media_type != 'application/vnd.oci.image.index.v1+json'
+    assert len(plan.images) == 1
+
+
+def test_one_platform_of_a_one_entry_index_gives_its_image_manifest(source, server):
+    digests = arm_source(source, variants=('v7',), with_amd=False)
+    target = UploadTarget(server)
+    src_ref, dest_ref = refs(source, server, dest='one/app:1')
+    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server), dest_ref,
+                                          platforms=['linux/arm/v7'])
+    assert plan.digest == digests['linux/arm/v7'] != digests['index']
+    assert target.manifests[('one/app', '1')][1] == source.manifests[('app', digests['linux/arm/v7'])][1]
+
+
+def test_several_platforms_each_pick_one_entry_in_index_order(source, server):
+    digests = arm_source(source, variants=('v5', 'v6', 'v7'))
+    target = UploadTarget(server)
+    src_ref, dest_ref = refs(source, server, dest='sub/app:1')
+    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server), dest_ref,
+                                          platforms=['linux/amd64', 'linux/arm'])
+    written = json.loads(target.manifests[('sub/app', '1')][1])
+    assert [m['digest'] for m in written['manifests']] == [digests['linux/arm/v7'], digests['linux/amd64']]
+    # Two requests that pick the same entry: that entry once, so its image manifest alone.
+    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server),
+                                          ImageReference.parse('%s/dup/app:1' % server.host),
+                                          platforms=['linux/arm/v8', 'linux/arm/v7'])
+    assert plan.digest == digests['linux/arm/v7']
+
+
+def test_malformed_source_manifest_fails_before_any_write(source, server):
+    config = source.add_blob(b'{}')
+    raw = json.dumps({'schemaVersion': 2, 'mediaType': 'application/vnd.oci.image.manifest.v1+json',
+                      'config': {'digest': config, 'size': 2},
+                      'layers': [{'digest': digest_of(b'x'), 'size': '1'}]}).encode()
+    source.add_manifest('app', '1', raw, 'application/vnd.oci.image.manifest.v1+json')
+    UploadTarget(server)
+    src_ref, dest_ref = refs(source, server)
+    with pytest.raises(IntegrityError) as excinfo:
+        copy_image(client_for(source), src_ref, client_for(server), dest_ref)
+    assert excinfo.value.details['field'] == 'layers[0].size' and digest_of(raw) in excinfo.value.msg
+    assert writes(server) == []
+
+
+def test_malformed_child_manifest_fails_before_any_write(source, server):
+    child = json.dumps({'schemaVersion': 2, 'mediaType': 'application/vnd.oci.image.manifest.v1+json',
+                        'config': {'digest': digest_of(b'{}'), 'size': 2}, 'layers': 5}).encode()
+    child_digest = source.add_manifest('app', None, child, 'application/vnd.oci.image.manifest.v1+json')
+    source.add_index('app', '1', [(child_digest, ('linux', 'amd64', None))])
+    UploadTarget(server)
+    src_ref, dest_ref = refs(source, server)
+    with pytest.raises(IntegrityError) as excinfo:
+        copy_image(client_for(source), src_ref, client_for(server), dest_ref)
+    assert excinfo.value.details['field'] == 'layers' and child_digest in excinfo.value.msg
+    assert writes(server) == []
+
+
+def test_nested_indexes_stop_at_the_depth_limit(source, server):
+    digest = source.add_image('app', None, [b'deep' * 10])[0]
+    for level in range(MAX_INDEX_DEPTH + 1):
+        media_type, data = source.manifests[('app', digest)]
+        index = json.dumps({'schemaVersion': 2, 'mediaType': 'application/vnd.oci.image.index.v1+json',
+                            'manifests': [{'mediaType': media_type, 'digest': digest, 'size': len(data),
+                                           'platform': {'os': 'linux', 'architecture': 'amd64'}}]}).encode()
+        digest = source.add_manifest('app', '1' if level == MAX_INDEX_DEPTH else None, index,
+                                     'application/vnd.oci.image.index.v1+json')
+    UploadTarget(server)
+    src_ref, dest_ref = refs(source, server)
+    with pytest.raises(InvalidInputError) as excinfo:
+        copy_image(client_for(source), src_ref, client_for(server), dest_ref)
+    assert 'deeper than %d' % MAX_INDEX_DEPTH in excinfo.value.msg
+    assert writes(server) == []
+    # Within the limit it is copied.
+    extra, plan, sync, stats = copy_image(client_for(source), ImageReference.parse(
+        '%s/app@%s' % (source.host, json.loads(source.manifests[('app', '1')][1])['manifests'][0]['digest'])),
+        client_for(server), dest_ref)
+    assert sync.changed
+
+
+class StrictTarget(UploadTarget):
+    """A destination that, like distribution, refuses an index whose manifests it does not have yet;
+    it stores image manifests slowly, so an index sent alongside them would arrive first."""
+
+    def handle(self, request):
+        path = urlsplit(request['path']).path
+        if request['method'] == 'PUT' and '/manifests/' in path:
+            repository = path[len('/v2/'):].split('/manifests/')[0]
+            document = json.loads(request['body'])
+            listed = [entry['digest'] for entry in document.get('manifests') or []]
+            if any((repository, digest) not in self.manifests for digest in listed):
+                return 400, {'Content-Type': 'application/json'}, b'{"errors":[{"code":"MANIFEST_BLOB_UNKNOWN"}]}'
+            if not listed:
+                time.sleep(0.2)
+        return UploadTarget.handle(self, request)
+
+
+def test_a_nested_index_is_written_after_every_manifest_it_lists(source, server):
+    images = [source.add_image('app', None, [content * 50], platform=('linux', arch, None))[0]
+              for content, arch in ((b'a', 'amd64'), (b'b', 'arm64'), (b'c', 's390x'))]
+    inner = source.add_index('app', None, [(images[1], ('linux', 'arm64', None)),
+                                           (images[2], ('linux', 's390x', None))])
+    media_type, data = source.manifests[('app', inner)]
+    outer = json.dumps({'schemaVersion': 2, 'mediaType': media_type, 'manifests': [
+        {'mediaType': source.manifests[('app', images[0])][0], 'digest': images[0],
+         'size': len(source.manifests[('app', images[0])][1]), 'platform': {'os': 'linux', 'architecture': 'amd64'}},
+        {'mediaType': media_type, 'digest': inner, 'size': len(data)}]}).encode()
+    source.add_manifest('app', '1', outer, media_type)
+    target = StrictTarget(server)
+    src_ref, dest_ref = refs(source, server)
+    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server), dest_ref, workers=4)
+    assert sync.changed and stats.manifests_pushed == 5
+    assert all(('prod/app', digest) in target.manifests for digest in images + [inner])
+
+
+def test_a_source_dripping_a_blob_fails_the_copy_at_its_deadline(source, server):
+    digest, config, layers = source.add_image('app', '1', [b'd' * 1000], oci=False)
+    source.fault = lambda request: ({'drip': 0.2, 'drip_bytes': 40}
+                                    if request['method'] == 'GET' and layers[0] in request['path'] else None)
+    target = UploadTarget(server)
+    src_ref, dest_ref = refs(source, server)
+    src_client = client_for(source)
+    src_client.api.options.timeout = 1
+    started = time.monotonic()
+    with pytest.raises(TransportError, match='deadline'):
+        copy_image(src_client, src_ref, client_for(server), dest_ref, workers=1, retries=0)
+    assert time.monotonic() - started < 6  # the drip alone would last 8 s
+    assert ('prod/app', '1') not in target.manifests

@@ -64,3 +64,13 @@ def test_check_mode_with_dest_writes_nothing(capsys, registry, tmp_path):
 def test_user_mistake_is_a_clean_failure(capsys, registry):
     code, result = run_module(capsys, {'image': '%s/app:v1' % registry.host, 'check': 'exists', 'dest': '/tmp/x'})
     assert code == 1 and 'check=full' in result['msg'] and 'exception' not in result
+
+
+def test_malformed_manifest_is_a_clean_failure_naming_the_field(capsys, registry):
+    manifest = json.dumps({'schemaVersion': 2, 'mediaType': 'application/vnd.oci.image.manifest.v1+json',
+                           'config': {'digest': registry.add_blob(b'{}'), 'size': 2},
+                           'layers': [{'digest': registry.add_blob(LAYER), 'size': 'abc'}]}).encode()
+    registry.add_manifest('bad', 'v1', manifest, 'application/vnd.oci.image.manifest.v1+json')
+    code, result = run_module(capsys, {'image': '%s/bad:v1' % registry.host})
+    assert code == 1 and 'layers[0].size' in result['msg'] and 'exception' not in result
+    assert 'Traceback' not in json.dumps(result)
