@@ -34,10 +34,12 @@ options:
   validate_certs:
     description:
       - Verify the registry's TLS certificate.
-      - Registries on a loopback address (V(localhost), V(127.0.0.0/8), V([::1])) may also be reached
-        over plain HTTP, as C(docker) allows; other registries are always reached over HTTPS.
-        A loopback registry is tried over plain HTTP first, unless O(ca_path) or O(token) is set,
-        which makes HTTPS the first try.
+      - Registries on a loopback address (an IP literal such as V(127.0.0.1) or V([::1]), or a name whose
+        addresses all are loopback ones, such as V(localhost)) may also be reached over plain HTTP, directly
+        (never through a proxy), as C(docker) allows; other registries are always reached over HTTPS. With
+        O(ca_path), O(client_cert) or O(token), such a registry is reached over HTTPS only.
+      - Credentials go only to the scheme, host and port the registry was reached at; a redirect or URL from
+        HTTPS to plain HTTP is refused.
       - If not set, the value of the E(IMAGELAYERS_REGISTRY_VALIDATE_CERTS) environment variable is used.
     type: bool
     default: true
@@ -73,6 +75,9 @@ options:
   timeout:
     description:
       - Seconds to wait for a connection or for the next bytes of an answer, on every request.
+      - Each answer must also arrive in full within O(timeout) seconds plus one second per 64 KiB expected (a
+        blob's size, or the most that is read of a manifest, config or error answer), so a server that trickles
+        bytes cannot hold a task.
     type: float
     default: 60
   retries:

@@ -33,6 +33,7 @@ options:
       - Password for O(username).
       - Never returned, logged or put in a URL. Prefer the variable or the environment variable to a
         keyword argument, which is visible in the task's text.
+      - The variable may be a template, for example V({{ vault_registry_password }}); it is templated before use.
     type: str
     env:
       - name: IMAGELAYERS_REGISTRY_PASSWORD
@@ -50,8 +51,12 @@ options:
   validate_certs:
     description:
       - Verify the registry's TLS certificate.
-      - Registries on a loopback address (V(localhost), V(127.0.0.0/8), V([::1])) may also be reached
-        over plain HTTP, as C(docker) allows; other registries are always reached over HTTPS.
+      - Registries on a loopback address (an IP literal such as V(127.0.0.1) or V([::1]), or a name whose
+        addresses all are loopback ones, such as V(localhost)) may also be reached over plain HTTP, directly
+        (never through a proxy), as C(docker) allows; other registries are always reached over HTTPS. With
+        O(ca_path), O(client_cert) or O(token), such a registry is reached over HTTPS only.
+      - Credentials go only to the scheme, host and port the registry was reached at; a redirect or URL from
+        HTTPS to plain HTTP is refused.
     type: bool
     default: true
     env:
@@ -114,6 +119,9 @@ options:
   timeout:
     description:
       - Seconds to wait for a connection or for the next bytes of an answer, on every request.
+      - Each answer must also arrive in full within O(timeout) seconds plus one second per 64 KiB expected (a
+        blob's size, or the most that is read of a manifest, config or error answer), so a server that trickles
+        bytes cannot hold a task.
     type: float
     default: 60
     env:
@@ -143,6 +151,9 @@ notes:
   - Credentials are looked up in this order, the first found wins - O(username)/O(password) or O(token), then
     Docker's C(config.json) (C(credHelpers), C(credsStore), C(auths)), then containers C(auth.json), else
     anonymous access. Stored credentials are looked up per registry.
+  - Options set as Ansible variables (the C(vars) entries above) may be templates; those variables, and no others,
+    are templated on the controller before use, as ansible-core does for connection variables. A variable that
+    fails to template fails the lookup naming it, without the value of O(password) or O(token).
   - Credentials given as options are sent only to the registry of the references; when they are set, all
     references of one call must name the same registry.
   - The proxy variables (E(https_proxy), E(http_proxy), E(no_proxy)) are honoured. Credentials in C(~/.netrc)

@@ -54,11 +54,29 @@ class Credentials:
         return 'Basic ' + base64.b64encode(raw).decode('ascii')
 
     def secrets(self):
-        return [s for s in (self.password, self.token, self.identity_token) if s]
+        """Every form of these credentials that must never be shown: the raw secrets, and the
+        ``Authorization`` values built from them (a registry may echo those back in an error)."""
+        raw = [s for s in (self.password, self.token, self.identity_token) if s]
+        forms = list(raw)
+        if self.has_basic:
+            forms.extend(header_forms(self.basic_header()))
+        if self.identity_token:
+            # The classic token GET sends the identity token as a password (see RegistryAPI._fetch_token).
+            forms.extend(header_forms(Credentials(username=self.username or '<token>',
+                                                  password=self.identity_token).basic_header()))
+        if self.token:
+            forms.extend(header_forms('Bearer ' + self.token))
+        return forms
 
     def describe(self):
         """Where these credentials came from, for error messages (never the secret itself)."""
         return self.source or 'module options'
+
+
+def header_forms(header):
+    """``header`` (``Basic <b64>``/``Bearer <token>``), its credentials part, and that part unpadded."""
+    value = header.split(' ', 1)[1] if ' ' in header else header
+    return [f for f in (header, value, value.rstrip('=')) if f]
 
 
 def parse_challenges(header):
@@ -108,6 +126,7 @@ class Authenticator:
         self.realm = None
         self.service = None
         self._tokens = {}           # frozenset(scopes) -> (token, expires_at)
+        self._received = []         # every token the token service gave, for masking
 
     def headers(self, scopes):
         """The Authorization header to send proactively for a request needing ``scopes``."""
@@ -175,6 +194,11 @@ class Authenticator:
             lifetime = DEFAULT_TOKEN_LIFETIME
         lifetime = max(lifetime, DEFAULT_TOKEN_LIFETIME)
         self._tokens[frozenset(scopes or ())] = (token, time.time() + lifetime)
+        self._received.extend(header_forms('Bearer ' + token))
+
+    def secrets(self):
+        """What must never appear in a message: the credentials' forms and every token received."""
+        return self.credentials.secrets() + self._received
 
     def forget(self, scopes):
         self._tokens.pop(frozenset(scopes or ()), None)

@@ -14,17 +14,19 @@ Building blocks, reused by every module that moves blobs:
     reads fixed-size chunks from a ``read(n)`` callable, never more than the
     expected size (+1 byte to detect an overlong body), hashes them and yields
     them; raises IntegrityError at the end when they do not verify.
-``VerifiedBody`` / ``raw_reader(response)``
+``VerifiedBody``
     an iterable with a length, for streaming an upload body through
     ``requests`` (Content-Length, 1 MiB chunks) while it is verified, e.g.
     straight from a source registry's GET response.
 ``fetch_blob(client, repository, digest, size, sink)``
     a streaming GET that checks ``Content-Length`` before reading, hashes while
     reading, resumes a dropped connection with ``Range`` (or restarts), and
-    feeds a sink.
+    feeds a sink; each request has a total deadline (see ``_transport``).
 ``BlobFile`` / ``MemorySink``
     sinks: a temporary file in the destination directory renamed into place
     only after verification, or a size-limited buffer for small JSON blobs.
+    Both refuse, before anything is requested, a blob that cannot fit
+    (``reserve(size)``: the free space of the filesystem, the buffer's limit).
 ``verify_file(path, digest, size)``
     checks a file already on disk.
 """
@@ -32,6 +34,7 @@ Building blocks, reused by every module that moves blobs:
 from __future__ import annotations
 
 import errno
+import functools
 import http.client
 import os
 import tempfile
@@ -43,6 +46,12 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._errors impor
     RegistryError,
     RegistryHTTPError,
     TransportError,
+)
+from ansible_collections.imagelayers.registry.plugins.module_utils._transport import (
+    Deadline,
+    DeadlineExceeded,
+    describe_exception,
+    guard,
 )
 
 try:
@@ -198,15 +207,6 @@ def iter_verified_into(readinto, check, chunk_size=CHUNK_SIZE, url=None, verify=
         check.verify(url)
 
 
-def raw_reader(response):
-    """``read(n)`` over a streaming requests response, bytes as they are on the wire (no decoding)."""
-    raw_read = response.raw.read
-
-    def read(amount):
-        return raw_read(amount, decode_content=False)
-    return read
-
-
 class VerifiedBody:
     """An upload body for ``requests``: iterable in verified chunks, with a length.
 
@@ -214,7 +214,7 @@ class VerifiedBody:
     and writes each chunk as it comes (a file-like object would be read in
     16 KiB blocks). The last iteration raises IntegrityError when the bytes do
     not verify, which aborts the upload before it is committed. For a copy,
-    ``VerifiedBody(raw_reader(source_response), digest, size)`` streams the
+    ``VerifiedBody(_transport.deadline_reader(...)[0], digest, size)`` streams the
     source blob into the upload while verifying it.
     """
 
@@ -236,7 +236,23 @@ class VerifiedBody:
             raise TransportError('The body of the %s was already sent once; it must be started over'
                                  % self.check.what, url=self._url)
         self._started = True
-        return iter_verified(self._read, self.check, self._chunk_size, url=self._url)
+        return iter_verified(self._source_read, self.check, self._chunk_size, url=self._url)
+
+    def _source_read(self, amount):
+        """The source's ``read``, its failures told as the source's, in words.
+
+        Raised inside ``requests`` while it sends the body, a RegistryError
+        passes through untouched; a raw urllib3 error would be wrapped into a
+        ConnectionError of the upload, its reason a Python tuple.
+        """
+        try:
+            return self._read(amount)
+        except _TRANSFER_ERRORS as exc:
+            raise TransportError('Reading the %s failed after %d of %d bytes: %s'
+                                 % (self.check.what, self.check.count, self.check.size, describe_exception(exc)),
+                                 url=self._url, details={'expected_digest': self.check.digest,
+                                                         'expected_size': self.check.size,
+                                                         'actual_size': self.check.count})
 
 
 # -- sinks ------------------------------------------------------------------
@@ -256,6 +272,13 @@ class MemorySink:
     def __init__(self, limit):
         self.limit = limit
         self.buffer = bytearray()
+
+    def reserve(self, size):
+        """Refuse a blob larger than the limit before anything is requested."""
+        if size is not None and size > self.limit:
+            raise IntegrityError('The blob is %d bytes, more than the %d bytes it may take in memory; not fetching it'
+                                 % (size, self.limit),
+                                 details={'expected_size': size, 'reason': 'larger than the memory limit'})
 
     def write(self, chunk):
         if len(self.buffer) + len(chunk) > self.limit:
@@ -278,6 +301,7 @@ class BlobFile:
     """
 
     def __init__(self, root, digest, mode=None):
+        self.digest = digest
         self.path = blob_path(root, digest)
         self.directory = os.path.dirname(self.path)
         self.mode = mode
@@ -293,6 +317,21 @@ class BlobFile:
             raise RegistryError('Cannot create a file in %s: %s' % (self.directory, exc.strerror or exc))
         self._file = os.fdopen(fd, 'wb')
         return self
+
+    def reserve(self, size):
+        """Refuse, before anything is requested or written, a blob larger than the free space.
+
+        ``statvfs`` of the destination directory: the space left to unprivileged
+        users. Where it cannot be told (no statvfs), nothing is refused here;
+        a full disk still fails the write.
+        """
+        if size is None:
+            return
+        free = free_space(self.directory)
+        if free is not None and size > free:
+            raise RegistryError('Not enough free space for blob %s: it is %d bytes, the filesystem of %s has %d bytes '
+                                'free; nothing was downloaded' % (self.digest, size, self.directory, free),
+                                details={'expected_size': size, 'free_space': free, 'path': self.path})
 
     def __enter__(self):
         return self.open()
@@ -342,16 +381,32 @@ class BlobFile:
             self.temp_path = None
 
 
-_UMASK = None
+def free_space(directory):
+    """Bytes free to unprivileged users on the filesystem of ``directory`` (or of its nearest parent), or None."""
+    statvfs = getattr(os, 'statvfs', None)
+    if statvfs is None:
+        return None
+    path = os.path.abspath(directory)
+    for dummy in range(64):
+        if os.path.isdir(path):
+            break
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    try:
+        stat = statvfs(path)
+    except OSError:
+        return None
+    return stat.f_bavail * stat.f_frsize
 
 
+@functools.lru_cache(maxsize=None)
 def default_file_mode():
-    """0666 minus the process umask, what ``open()`` would have created."""
-    global _UMASK
-    if _UMASK is None:
-        _UMASK = os.umask(0o022)
-        os.umask(_UMASK)
-    return 0o666 & ~_UMASK
+    """0666 minus the process umask, what ``open()`` would have created (read once: setting it is global)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def write_bytes(root, digest, data):
@@ -425,6 +480,10 @@ class _ConnectionDropped(Exception):
     """The body ended before its Content-Length: the connection was cut."""
 
 
+# What ends one attempt of a blob transfer, to be resumed or started over.
+_RETRYABLE = (_ConnectionDropped, DeadlineExceeded) + _TRANSFER_ERRORS
+
+
 def _body_readinto(response):
     """``readinto(buffer)`` straight on the http.client response under requests/urllib3, or None.
 
@@ -455,11 +514,15 @@ def fetch_blob(client, repository, digest, size=None, sink=None, retries=3, chun
                sleep=time.sleep, what=None, result=None):
     """Stream a blob from the registry into ``sink``, hashing and counting it; return a FetchResult.
 
+    - a sink that cannot take ``size`` bytes (``sink.reserve``) fails before
+      anything is requested;
     - ``Content-Length`` that disagrees with ``size`` fails before any byte is read;
-    - never more than ``size`` (+1) bytes are read;
-    - a connection that drops mid-body is resumed with ``Range: bytes=N-`` (the
-      hash state is kept), or restarted from zero when the registry ignores the
-      range; at most ``retries`` times;
+    - never more than ``size`` (+1) bytes are read, with or without a ``Content-Length``;
+    - each request must finish within ``timeout + bytes / MIN_RATE`` seconds
+      (see ``_transport``), also while a read is blocked on a dripping server;
+    - a connection that drops mid-body (or misses its deadline) is resumed with
+      ``Range: bytes=N-`` (the hash state is kept), or restarted from zero when
+      the registry ignores the range; at most ``retries`` times;
     - raises IntegrityError when the bytes do not verify, NotFoundError for a
       blob the registry does not have, TransportError when the retries are spent.
 
@@ -469,99 +532,103 @@ def fetch_blob(client, repository, digest, size=None, sink=None, retries=3, chun
     check = BlobCheck(digest, size, what=what or 'blob %s in %s' % (digest, repository))
     result = result if result is not None else FetchResult()
     result.check = check
+    reserve = getattr(sink, 'reserve', None)
+    if reserve is not None:
+        reserve(check.size)
+    timeout = _timeout_of(client)
     url = client.api.url('/v2/%s/blobs/%s' % (repository, digest))
     while True:
         result.attempts += 1
         offset = check.count
         headers = {'Range': 'bytes=%d-' % offset} if offset else None
+        deadline = Deadline(timeout, None if check.size is None else check.size - offset, 'the transfer')
         response = client.open_blob(repository, digest, headers=headers)
         try:
+            deadline.watch(response)
             url = getattr(response, 'url', None) or url
-            if offset:
-                if response.status_code == 206 and _content_range_start(response) == offset:
-                    result.resumed += 1
-                else:
-                    # The registry (or its storage backend) ignored the range: start over.
-                    check.reset()
-                    sink.restart()
-                    offset = 0
-                    result.restarted += 1
-            elif response.status_code != 200:
-                raise RegistryHTTPError('GET %s answered HTTP %d to a request without Range'
-                                        % (check.what, response.status_code), status=response.status_code, url=url)
-            announced = _content_length(response)
-            if announced is not None and check.size is not None and announced != check.size - offset:
-                raise IntegrityError(
-                    'The registry announced %d bytes for the %s, its descriptor says %d bytes; not reading it'
-                    % (announced + offset, check.what, check.size),
-                    url=url, details={'expected_digest': digest, 'expected_size': check.size,
-                                      'actual_digest': None, 'actual_size': announced + offset,
-                                      'reason': 'Content-Length disagrees with the descriptor; not read'})
-            readinto = _body_readinto(response)
-            if readinto is not None:
-                def counted_readinto(view):
-                    count = readinto(view)
-                    result.bytes_transferred += count
-                    return count
-
-                for chunk in iter_verified_into(counted_readinto, check, chunk_size, url=url, verify=False):
-                    sink.write(chunk)
-                if announced is not None and check.remaining:
-                    # http.client ends a Content-Length body quietly when the peer hangs up early.
-                    raise _ConnectionDropped('Connection broken: %d of %d bytes received'
-                                             % (check.count - offset, announced))
-                # Fully read: hand the connection back to the pool for the next blob.
-                release = getattr(response.raw, 'release_conn', None)
-                if release is not None and response.raw._fp.isclosed():
-                    release()
-            else:
-                raw_read = response.raw.read
-
-                def read(amount):
-                    data = raw_read(amount, decode_content=False)
-                    result.bytes_transferred += len(data)
-                    return data
-
-                for chunk in iter_verified(read, check, chunk_size, url=url, verify=False):
-                    sink.write(chunk)
+            offset = _start_of(response, check, sink, offset, result, url)
+            _stream(response, check, sink, offset, result, deadline, chunk_size, url)
         except IntegrityError:
             raise
-        except RegistryError:
-            raise
-        except (_ConnectionDropped,) + _TRANSFER_ERRORS as exc:
+        except _RETRYABLE as exc:
             if result.attempts > retries:
                 raise TransportError(
                     'Reading the %s failed after %d attempt%s, %d of %s bytes received: %s'
                     % (check.what, result.attempts, '' if result.attempts == 1 else 's', check.count,
-                       'unknown' if check.size is None else check.size, _describe(exc)),
+                       'unknown' if check.size is None else check.size, describe_exception(exc)),
                     url=url, attempts=result.attempts,
                     details={'expected_digest': digest, 'expected_size': check.size, 'actual_size': check.count})
             sleep(_backoff(result.attempts))
             continue
         finally:
+            deadline.cancel()
             response.close()
         check.verify(url)
         return result
 
 
-def _describe(exc):
-    """A one-line reason for a transfer error, without URL query strings."""
-    reason = exc
-    text = None
-    for dummy in range(4):
-        if isinstance(reason, OSError) and reason.strerror:
-            text = reason.strerror
-            break
-        args = getattr(reason, 'args', None) or ()
-        if args and isinstance(args[0], str):
-            # urllib3's ProtocolError('Connection broken: IncompleteRead(...)', IncompleteRead(...)): the text says it.
-            text = args[0]
-            if len(args) > 1 and isinstance(args[1], OSError) and args[1].strerror:
-                text = '%s %s' % (text.rstrip('.') + ':', args[1].strerror)
-            break
-        inner = getattr(reason, 'reason', None) or (args[0] if args else None)
-        if inner is None or inner is reason or not isinstance(inner, BaseException):
-            break
-        reason = inner
-    text = text or str(reason) or exc.__class__.__name__
-    return text.split('?', 1)[0]
+def _timeout_of(client):
+    """The ``timeout`` option of the client's connection (seconds)."""
+    options = getattr(getattr(client, 'api', None), 'options', None)
+    return float(getattr(options, 'timeout', None) or 60.0)
+
+
+def _start_of(response, check, sink, offset, result, url):
+    """Where the body of ``response`` starts in the blob: ``offset`` when the range was honoured, else 0."""
+    if offset:
+        if response.status_code == 206 and _content_range_start(response) == offset:
+            result.resumed += 1
+            return offset
+        # The registry (or its storage backend) ignored the range: start over.
+        check.reset()
+        sink.restart()
+        result.restarted += 1
+        return 0
+    if response.status_code != 200:
+        raise RegistryHTTPError('GET %s answered HTTP %d to a request without Range'
+                                % (check.what, response.status_code), status=response.status_code, url=url)
+    return 0
+
+
+def _stream(response, check, sink, offset, result, deadline, chunk_size, url):
+    """Read the body of ``response`` into ``sink`` through ``check``, within ``deadline``."""
+    announced = _content_length(response)
+    if announced is not None and check.size is not None and announced != check.size - offset:
+        raise IntegrityError(
+            'The registry announced %d bytes for the %s, its descriptor says %d bytes; not reading it'
+            % (announced + offset, check.what, check.size),
+            url=url, details={'expected_digest': check.digest, 'expected_size': check.size,
+                              'actual_digest': None, 'actual_size': announced + offset,
+                              'reason': 'Content-Length disagrees with the descriptor; not read'})
+    grow = check.size is None
+    if not grow:
+        deadline.allow(check.size - offset)  # a restart from zero may read the whole blob
+    readinto = _body_readinto(response)
+    if readinto is not None:
+        def counted_readinto(view):
+            count = readinto(view)
+            result.bytes_transferred += count
+            return count
+
+        for chunk in iter_verified_into(guard(counted_readinto, deadline, grow), check, chunk_size, url=url,
+                                        verify=False):
+            sink.write(chunk)
+        if announced is not None and check.remaining:
+            # http.client ends a Content-Length body quietly when the peer hangs up early.
+            raise _ConnectionDropped('Connection broken: %d of %d bytes received'
+                                     % (check.count - offset, announced))
+        # Fully read: hand the connection back to the pool for the next blob.
+        deadline.cancel()
+        release = getattr(response.raw, 'release_conn', None)
+        if release is not None and response.raw._fp.isclosed():
+            release()
+        return
+    raw_read = response.raw.read
+
+    def read(amount):
+        data = raw_read(amount, decode_content=False)
+        result.bytes_transferred += len(data)
+        return data
+
+    for chunk in iter_verified(guard(read, deadline, grow), check, chunk_size, url=url, verify=False):
+        sink.write(chunk)

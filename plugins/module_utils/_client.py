@@ -13,7 +13,8 @@ integrity failure: the registry (or something in between) cannot be trusted.
 
 from __future__ import annotations
 
-import json
+import ipaddress
+import socket
 
 from ansible_collections.imagelayers.registry.plugins.module_utils._auth import scope_for
 from ansible_collections.imagelayers.registry.plugins.module_utils._digest import validate_digest, verify_bytes
@@ -21,22 +22,52 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._errors impor
     AuthenticationError,
     IntegrityError,
     NotFoundError,
-    RegistryHTTPError,
+    redact_url,
 )
 from ansible_collections.imagelayers.registry.plugins.module_utils._http import RegistryAPI
-from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import ACCEPT, Manifest
+from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import ACCEPT, Manifest, parse_json
+from ansible_collections.imagelayers.registry.plugins.module_utils._transport import read_with_deadline
 
 # Manifests and configs are small documents; refuse to buffer anything absurd.
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024
 MAX_CONFIG_SIZE = 64 * 1024 * 1024
 
 
-def _read_limited(response, limit, what, url):
-    data = response.raw.read(limit + 1, decode_content=True)
-    response.close()
+def _read_limited(response, limit, what, url, timeout):
+    """The body of a small document, at most ``limit`` bytes, within its deadline (see ``_transport``)."""
+    try:
+        data = read_with_deadline(response, limit + 1, timeout, what)
+    finally:
+        response.close()
     if len(data) > limit:
         raise IntegrityError('%s is larger than %d bytes; refusing to read it' % (what, limit), url=url)
     return data
+
+
+def is_loopback_host(hostname):
+    """True when every address ``hostname`` stands for is a loopback address.
+
+    Only such a registry may be spoken to over plain HTTP (see RegistryAPI). An IP
+    literal decides by itself; a name is resolved, and counts only when all its
+    addresses are loopback ones: ``registry.localhost`` that does not resolve, or
+    resolves anywhere else, is an ordinary HTTPS registry, whatever its name says.
+    """
+    host = (hostname or '').strip('[]')
+    try:
+        return ipaddress.ip_address(host.split('%', 1)[0]).is_loopback
+    except ValueError:
+        pass
+    if not host:
+        return False
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return False
+    addresses = set(info[4][0].split('%', 1)[0] for info in infos)
+    try:
+        return bool(addresses) and all(ipaddress.ip_address(a).is_loopback for a in addresses)
+    except ValueError:
+        return False
 
 
 class RegistryClient:
@@ -48,7 +79,7 @@ class RegistryClient:
 
     @classmethod
     def for_reference(cls, http, reference, options):
-        return cls(http, reference.api_host, options, loopback=reference.is_loopback)
+        return cls(http, reference.api_host, options, loopback=is_loopback_host(reference.hostname))
 
     # -- manifests --------------------------------------------------------
     def head_manifest(self, repository, reference):
@@ -86,11 +117,12 @@ class RegistryClient:
     def get_manifest(self, repository, reference):
         """The manifest at ``reference`` (tag or digest); raises NotFoundError when absent."""
         path = '/v2/%s/manifests/%s' % (repository, reference)
-        url = self.api.url(path)
         response = self.api.request('GET', path, scopes=[scope_for(repository, 'pull')],
                                     headers={'Accept': ACCEPT, 'Accept-Encoding': 'identity'}, stream=True,
                                     what='GET manifest %s:%s' % (repository, reference))
-        raw = _read_limited(response, MAX_MANIFEST_SIZE, 'The manifest %s:%s' % (repository, reference), url)
+        url = self.api.url(path)  # after the request: the scheme of a loopback registry is known
+        raw = _read_limited(response, MAX_MANIFEST_SIZE, 'The manifest %s:%s' % (repository, reference), url,
+                            self.api.options.timeout)
         header_digest = response.headers.get('Docker-Content-Digest')
         manifest = Manifest(raw, response.headers.get('Content-Type'))
         if reference.startswith(('sha256:', 'sha512:')):
@@ -157,15 +189,12 @@ class RegistryClient:
         """A small JSON blob (an image config), verified against its descriptor."""
         digest = descriptor['digest']
         validate_digest(digest, what='%s digest' % what)
-        url = self.api.url('/v2/%s/blobs/%s' % (repository, digest))
         response = self.open_blob(repository, digest)
-        data = _read_limited(response, MAX_CONFIG_SIZE, 'The %s %s' % (what, digest), url)
+        url = self.api.url('/v2/%s/blobs/%s' % (repository, digest))
+        data = _read_limited(response, MAX_CONFIG_SIZE, 'The %s %s' % (what, digest), url, self.api.options.timeout)
         verify_bytes(data, digest, what='The %s %s of %s' % (what, digest, repository), url=url)
         size = descriptor.get('size')
         if size is not None and size != len(data):
             raise IntegrityError('The %s %s is %d bytes, its descriptor says %d' % (what, digest, len(data), size),
                                  url=url)
-        try:
-            return json.loads(data.decode('utf-8'))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise RegistryHTTPError('The %s %s is not valid JSON: %s' % (what, digest, exc), url=url)
+        return parse_json(data, 'The %s %s' % (what, digest), details={'url': redact_url(url)})

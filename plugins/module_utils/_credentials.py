@@ -38,7 +38,7 @@ HUB_SERVER_URL = 'https://index.docker.io/v1/'
 _HUB_HOSTS = frozenset(('docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com'))
 HELPER_TIMEOUT = 30
 MAX_CONFIG_SIZE = 4 * 1024 * 1024
-_HELPER_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]*$')
+_HELPER_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]*')
 # What credential helpers print when they have nothing for the server.
 _NOT_FOUND_MARKERS = ('credentials not found', 'not found in native keychain', 'no credentials')
 
@@ -133,7 +133,7 @@ def load_config(path):
 
 def run_credential_helper(name, url, timeout=HELPER_TIMEOUT, environ=None, where='the registry credentials file'):
     """``(username, secret)`` from ``docker-credential-<name> get``, or None when it has nothing for ``url``."""
-    if not isinstance(name, str) or not _HELPER_NAME.match(name):
+    if not isinstance(name, str) or not _HELPER_NAME.fullmatch(name):
         raise InvalidInputError('Invalid credential helper name %r in %s' % (name, where))
     program = 'docker-credential-' + name
     try:

@@ -16,6 +16,11 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
+MASK = '********'
+# Shorter secrets are not masked: replacing every "t" of a message helps nobody. The
+# Authorization forms built from them (base64, "Basic ...") are long, and masked.
+MIN_MASKED_LENGTH = 4
+
 
 def redact_url(url):
     """Return ``url`` without user info, query string or fragment.
@@ -31,6 +36,27 @@ def redact_url(url):
         return '<unparseable URL>'
     netloc = parts.netloc.rsplit('@', 1)[-1]
     return urlunsplit((parts.scheme, netloc, parts.path, '', ''))
+
+
+def mask_secrets(value, secrets):
+    """``value`` (a string, or lists and dicts of them) with every one of ``secrets`` replaced by ``********``.
+
+    For what a registry or token service answered: one that echoes the ``Authorization``
+    header would otherwise put the base64 of ``user:password`` or a token into a result,
+    where ``no_log`` (which knows only the raw option values) does not mask it.
+    """
+    ordered = sorted(set(s for s in secrets if s and len(s) >= MIN_MASKED_LENGTH), key=len, reverse=True)
+    if not ordered:
+        return value
+    if isinstance(value, str):
+        for secret in ordered:
+            value = value.replace(secret, MASK)
+        return value
+    if isinstance(value, dict):
+        return dict((mask_secrets(k, ordered), mask_secrets(v, ordered)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return [mask_secrets(v, ordered) for v in value]
+    return value
 
 
 class RegistryError(Exception):

@@ -7,9 +7,16 @@
 
 ``HTTPSession`` is the one ``requests.Session`` of a module run. ``RegistryAPI``
 talks to one registry host through it: it picks the scheme, authenticates,
-retries what is safe to retry, follows redirects (dropping ``Authorization``
-when a redirect leaves the registry host) and turns error answers into the
-exceptions of ``_errors``.
+retries what is safe to retry, follows redirects and turns error answers into
+the exceptions of ``_errors``.
+
+Where credentials may go: ``Authorization`` is sent only to the exact origin
+(scheme, host, port) the registry was reached at (or, for a token request, the
+realm's origin); any change of scheme, host or port drops it. A step from
+HTTPS to plain HTTP (a redirect, a ``Link``, an upload ``Location``, a realm) is
+refused outright unless plain HTTP is allowed for that registry, which only a
+loopback registry that does not speak TLS is. Whatever a registry answers is
+stripped of every form of the credentials and tokens before it becomes a message.
 """
 
 from __future__ import annotations
@@ -27,9 +34,17 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._errors impor
     AuthenticationError,
     NotFoundError,
     RegistryHTTPError,
+    RegistryError,
     TransportError,
     UnsupportedError,
+    mask_secrets,
     redact_url,
+)
+from ansible_collections.imagelayers.registry.plugins.module_utils._transport import (
+    DeadlineExceeded,
+    describe_exception,
+    load_content,
+    read_with_deadline,
 )
 
 try:
@@ -54,6 +69,11 @@ MAX_REDIRECTS = 5
 BACKOFF_BASE = 0.5
 MAX_RETRY_WAIT = 30.0
 ERROR_BODY_LIMIT = 65536
+# A token service answers a small JSON document; refuse to wait for more.
+TOKEN_BODY_LIMIT = 1024 * 1024
+# The most of a non-streamed answer that is loaded (they are empty or small documents).
+NON_STREAMED_LIMIT = 4 * 1024 * 1024
+DEFAULT_PORTS = {'http': 80, 'https': 443}
 NOT_FOUND_CODES = frozenset(('MANIFEST_UNKNOWN', 'NAME_UNKNOWN', 'BLOB_UNKNOWN', 'TAG_UNKNOWN',
                              'BLOB_UPLOAD_UNKNOWN', 'MANIFEST_BLOB_UNKNOWN'))
 
@@ -108,11 +128,34 @@ def parse_retry_after(value, now=None):
     return max(0.0, when.timestamp() - (now if now is not None else time.time()))
 
 
-def decode_error_body(response):
-    """Return the ``errors`` list of a registry JSON error body, or []."""
+def url_origin(url):
+    """``(scheme, host, port)`` of ``url``, default ports filled in; None when it cannot be parsed."""
     try:
-        content_type = response.headers.get('Content-Type', '')
-        raw = response.raw.read(ERROR_BODY_LIMIT, decode_content=True) if response.raw is not None else b''
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or '').lower(), port if port is not None else DEFAULT_PORTS.get(scheme)
+
+
+def decode_error_body(response, secrets=(), timeout=60.0):
+    """Return the ``errors`` list of a registry JSON error body, or [].
+
+    Every form of ``secrets`` is masked: a registry may echo the Authorization header.
+    The body is read within its deadline (see ``_transport``).
+    """
+    content_type = response.headers.get('Content-Type', '')
+    raw = b''
+    if response.raw is not None:
+        try:
+            raw = read_with_deadline(response, ERROR_BODY_LIMIT, timeout,
+                                     'the error answer of %s' % redact_url(response.url))
+        except DeadlineExceeded:
+            raise  # a body that does not arrive in time is an error of its own
+        except Exception:  # a broken error body must not hide the error itself
+            raw = b''
+    try:
         if not raw:
             return []
         if 'json' not in content_type and not raw.lstrip().startswith(b'{'):
@@ -130,15 +173,15 @@ def decode_error_body(response):
             if entry.get('detail') is not None:
                 item['detail'] = entry['detail']
             result.append(item)
-    return result
+    return mask_secrets(result, secrets)
 
 
-def error_from_response(response, method, url, attempts=None, what=None):
-    """Build the exception for an error answer."""
+def error_from_response(response, method, url, attempts=None, what=None, secrets=(), timeout=60.0):
+    """Build the exception for an error answer, with ``secrets`` masked in everything it says."""
     status = response.status_code
-    errors = decode_error_body(response)
+    errors = decode_error_body(response, secrets, timeout)
     codes = [e['code'] for e in errors if e.get('code')]
-    described = '; '.join('%s: %s' % (e['code'], e['message']) if e['message'] else e['code'] for e in errors)
+    described = describe_errors(errors)
     subject = what or '%s %s' % (method, redact_url(url))
     msg = '%s failed: HTTP %d %s' % (subject, status, response.reason or '')
     msg = msg.rstrip()
@@ -154,7 +197,38 @@ def error_from_response(response, method, url, attempts=None, what=None):
         cls = RegistryHTTPError
     if attempts and attempts > 1:
         msg += ' after %d attempts' % attempts
-    return cls(msg, status=status, url=url, codes=codes, errors=errors, attempts=attempts)
+    return cls(mask_secrets(msg, secrets), status=status, url=mask_secrets(url, secrets), codes=codes,
+               errors=errors, attempts=attempts)
+
+
+def describe_errors(errors):
+    """``CODE: message; ...`` of a decoded error body, for a message."""
+    return '; '.join('%s: %s' % (e['code'], e['message']) if e['message'] else e['code'] for e in errors)
+
+
+def check_scheme(method, url, allow_plain, came_from=None):
+    """Refuse ``url`` when it is not http(s), or plain HTTP where that is not allowed.
+
+    ``came_from`` is the URL that redirected to ``url``: then only a step down from
+    HTTPS is refused. Without it, ``url`` is the registry's own (an absolute URL from
+    an answer, a realm) and plain HTTP needs ``allow_plain``.
+    """
+    origin = url_origin(url)
+    if origin is None or origin[0] not in DEFAULT_PORTS:
+        raise TransportError('%s %s: %s an URL that is neither http nor https; refusing it'
+                             % (method, redact_url(came_from or url),
+                                'redirected to' if came_from else 'asked for'), url=came_from or None)
+    if origin[0] != 'http' or allow_plain:
+        return
+    if came_from is None:
+        raise TransportError(
+            '%s %s refused: the registry is reached over HTTPS, and this URL from its answer is plain HTTP; '
+            'credentials and content are not sent unencrypted' % (method, redact_url(url)), url=url)
+    if url_origin(came_from)[0] == 'https':
+        raise TransportError(
+            '%s %s was redirected to plain HTTP (%s); refusing to follow it: the registry is reached over HTTPS, '
+            'and credentials and content are not sent unencrypted' % (method, redact_url(came_from), redact_url(url)),
+            url=url, details={'redirected_from': redact_url(came_from)})
 
 
 class HTTPSession:
@@ -177,25 +251,37 @@ class HTTPSession:
     def close(self):
         self.session.close()
 
-    def send(self, method, url, headers, options, data=None, auth_host=None):
+    def send(self, method, url, headers, options, data=None, auth_origin=None, allow_plain=False, direct=False):
         """Send one request, following redirects by hand.
 
-        ``Authorization`` goes only to ``auth_host``: a redirect to any other host
-        (a storage backend serving a blob) is followed without it.
+        ``Authorization`` goes only to ``auth_origin`` (``url_origin`` of where the
+        credentials belong): a hop to any other scheme, host or port (a storage
+        backend serving a blob, or the same host over plain HTTP) goes without it. A
+        redirect from HTTPS to plain HTTP is refused unless ``allow_plain``. A plain
+        HTTP hop never goes through a proxy when it carries credentials, nor when it
+        is to ``auth_origin`` and ``direct`` (a loopback registry).
         """
         current_method = method
         current_url = url
+        came_from = None
         for hop in range(MAX_REDIRECTS + 1):
+            if came_from is not None:
+                check_scheme(method, current_url, allow_plain, came_from=came_from)
+            origin = url_origin(current_url)
+            own = auth_origin is not None and origin == auth_origin
             hop_headers = dict(headers)
-            if auth_host is not None and urlsplit(current_url).netloc != auth_host:
+            if not own:
                 hop_headers.pop('Authorization', None)
+            plain = origin is not None and origin[0] == 'http'
+            proxies = {} if plain and ((direct and own) or 'Authorization' in hop_headers) else \
+                self._proxies_for(current_url)
             self.request_count += 1
             # Always streamed: error bodies are then read with a size limit, and the
             # caller decides whether to load the content (see RegistryAPI.request).
             response = self.session.request(
                 current_method, current_url, headers=hop_headers, data=data if hop == 0 else None,
                 stream=True, allow_redirects=False, timeout=(options.timeout, options.timeout),
-                verify=_environment_verify(options.verify), proxies=self._proxies_for(current_url),
+                verify=_environment_verify(options.verify), proxies=proxies,
                 cert=getattr(options, 'cert', None))
             if response.status_code not in REDIRECT_STATUSES or 'Location' not in response.headers:
                 return response
@@ -203,7 +289,7 @@ class HTTPSession:
             response.close()
             if response.status_code == 303 and current_method != 'HEAD':
                 current_method = 'GET'
-            current_url = location
+            came_from, current_url = current_url, location
         raise TransportError('%s %s: more than %d redirects' % (method, redact_url(url), MAX_REDIRECTS), url=url)
 
     def _proxies_for(self, url):
@@ -229,6 +315,7 @@ class RegistryAPI:
         self.http = http
         self.api_host = api_host
         self.options = options
+        self.loopback = loopback
         self.auth = Authenticator(options.credentials, api_host)
         if not options.validate_certs:
             # The user chose not to verify; urllib3's warning on stderr would only add noise.
@@ -237,16 +324,41 @@ class RegistryAPI:
         self.scheme = None if loopback else 'https'
 
     def url(self, path):
+        """The URL of ``path`` with the scheme in use (https until a loopback registry's is known)."""
         return '%s://%s%s' % (self.scheme or 'https', self.api_host, path)
+
+    @property
+    def plain_http_allowed(self):
+        """Only for a loopback registry whose scheme discovery settled on plain HTTP."""
+        return self.loopback and self.scheme == 'http'
+
+    def origin(self, scheme=None):
+        """``url_origin`` of this registry over ``scheme`` (default: the one in use)."""
+        return url_origin('%s://%s/' % (scheme or self.scheme or 'https', self.api_host))
+
+    def secrets(self):
+        """Every form of the credentials and received tokens, masked in whatever an answer makes us say."""
+        return self.auth.secrets()
 
     # -- the request loop -------------------------------------------------
     def request(self, method, path, scopes=(), headers=None, data=None, stream=False, expected=(200,),
                 what=None, retry=True):
-        """Send a request to ``path`` (``/v2/...``, or an absolute URL on this registry).
+        """Send a request to ``path`` (``/v2/...``, or an absolute URL from the registry's answers).
 
         Returns the response when its status is in ``expected``; raises otherwise.
-        Only replayable requests (no body, or a bytes body) are retried.
+        Only replayable requests (no body, or a bytes body) are retried. An
+        absolute URL gets the credentials only when it is on the registry's own
+        origin, and is refused when it is plain HTTP for an HTTPS registry.
         """
+        try:
+            return self._request(method, path, scopes, headers, data, stream, expected, what, retry)
+        except RegistryError as error:
+            # Messages built from the registry's answers are masked where they are made;
+            # this catches anything else that could quote them.
+            _mask_error(error, self.secrets())
+            raise
+
+    def _request(self, method, path, scopes, headers, data, stream, expected, what, retry):
         replayable = data is None or isinstance(data, (bytes, str))
         max_attempts = 1 + (self.options.retries if retry and replayable else 0)
         attempt = 0
@@ -257,18 +369,18 @@ class RegistryAPI:
             request_headers = dict(headers or {})
             self._prefetch_token(scopes)
             request_headers.update(self.auth.headers(scopes))
-            url = self._absolute(path)
             try:
                 response = self._send_with_scheme(method, path, request_headers, data)
             except TransportError:
                 raise
             except requests.exceptions.SSLError as exc:
-                raise self._tls_error(exc, url)
+                raise self._tls_error(exc, self._absolute(path))
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
                     requests.exceptions.ChunkedEncodingError) as exc:
+                url = self._absolute(path)
                 if _is_client_certificate_problem(exc):
                     raise self._tls_error(exc, url)  # the server refused our (missing) client certificate
-                last_problem = _describe_exception(exc)
+                last_problem = describe_exception(exc)
                 if attempt < max_attempts:
                     self.http.sleep(self._backoff(attempt))
                     continue
@@ -276,6 +388,8 @@ class RegistryAPI:
                     '%s %s failed after %d attempt%s: %s'
                     % (method, redact_url(url), attempt, '' if attempt == 1 else 's', last_problem),
                     url=url, attempts=attempt)
+            # Only now is the scheme of a loopback registry known: messages show the one used.
+            url = self._absolute(path)
             if response.status_code == 401 and auth_retries < 2:
                 auth_retries += 1
                 attempt -= 1  # an auth round trip is not a failed attempt
@@ -296,9 +410,12 @@ class RegistryAPI:
                 continue
             if response.status_code in expected:
                 if not stream:
-                    dummy = response.content  # load it now, so the connection goes back to the pool
+                    # Loaded now, within its deadline, so the connection goes back to the pool.
+                    load_content(response, NON_STREAMED_LIMIT, self.options.timeout,
+                                 what or '%s %s' % (method, redact_url(url)))
                 return response
-            error = error_from_response(response, method, url, attempts=attempt, what=what)
+            error = error_from_response(response, method, url, attempts=attempt, what=what, secrets=self.secrets(),
+                                        timeout=self.options.timeout)
             response.close()
             if error.status in (401, 403) and self.auth.scheme == 'bearer' and scopes:
                 credentials = self.auth.credentials
@@ -311,40 +428,71 @@ class RegistryAPI:
         return path if '://' in path else self.url(path)
 
     def _send_with_scheme(self, method, path, headers, data):
+        if '://' in path:
+            return self._send_absolute(method, path, headers, data)
         if self.scheme is None:
             return self._discover_scheme(method, path, headers, data)
-        return self.http.send(method, self._absolute(path), headers, self.options, data=data,
-                              auth_host=self.api_host)
+        return self._send(method, self.url(path), headers, data)
+
+    def _send(self, method, url, headers, data, scheme=None):
+        """One request to this registry over ``scheme`` (default: the one in use), redirects followed."""
+        scheme = scheme or self.scheme
+        return self.http.send(method, url, headers, self.options, data=data, auth_origin=self.origin(scheme),
+                              allow_plain=self.loopback and scheme == 'http', direct=self.loopback)
+
+    def _send_absolute(self, method, url, headers, data):
+        """An absolute URL from an answer (a ``Link``, an upload ``Location``).
+
+        Credentials go along only when it is on the registry's own origin (``_send``
+        drops them otherwise); plain HTTP only where plain HTTP is allowed.
+        """
+        check_scheme(method, url, self.plain_http_allowed)
+        return self._send(method, url, headers, data, scheme=self.scheme or 'https')
+
+    def _tls_required(self):
+        """Why TLS is the only way to this loopback registry (an option name), or None."""
+        if self.auth.credentials and self.auth.credentials.token:
+            return 'token'
+        if self.options.ca_path:
+            return 'ca_path'
+        if getattr(self.options, 'client_cert', None):
+            return 'client_cert'
+        return None
 
     def _discover_scheme(self, method, path, headers, data):
         """First request to a loopback registry: find out whether it speaks TLS.
 
-        Plain HTTP is tried first unless a CA or a token was given (then TLS is
-        expected, and a token must not go out unencrypted): a TLS handshake
-        against a plain server costs tens of milliseconds, mostly loading the
-        CA store, which is most of a small task's run time. A TLS server
-        answers plain HTTP with a non-JSON 400 that says so, or drops it.
+        With a token, a CA or a client certificate, TLS is expected and it is the
+        only way: a token must not go out unencrypted, and a server that does not
+        speak TLS is an error to report, not a reason to repeat the request in
+        clear. Otherwise plain HTTP is tried first: a TLS handshake against a
+        plain server costs tens of milliseconds, mostly loading the CA store,
+        which is most of a small task's run time. A TLS server answers plain HTTP
+        with a non-JSON 400 that says so, or drops it. The first plain request
+        carries no credentials: the scheme is settled before any challenge is met.
         """
         https_url = 'https://%s%s' % (self.api_host, path)
         http_url = 'http://%s%s' % (self.api_host, path)
-        if (self.options.ca_path or getattr(self.options, 'client_cert', None)
-                or (self.auth.credentials and self.auth.credentials.token)):
+        required = self._tls_required()
+        if required:
             response, tls_error = self._send_tls(method, https_url, headers, data)
-            if response is not None:
-                self.scheme = 'https'
-                return response
-            response = self.http.send(method, http_url, headers, self.options, data=data, auth_host=self.api_host)
-            if _plain_answer_kind(method, response) == 'tls':
-                # A TLS server after all: the handshake problem is the one to report.
-                self.scheme = 'https'
-                raise tls_error
-            self.scheme = 'http'
+            self.scheme = 'https'
+            if response is None and self._answers_like_tls():
+                raise tls_error  # a TLS server that refused the handshake (a client certificate, say)
+            if response is None:
+                raise TransportError(
+                    'TLS connection to %s failed: %s. The registry does not seem to speak TLS; it is not asked '
+                    'again over plain HTTP because %s is given (a token must not travel unencrypted, and a CA or '
+                    'client certificate means TLS is meant). Use the registry\'s TLS address, or leave out %s '
+                    'for a plain-HTTP registry on this host'
+                    % (self.api_host, describe_exception(tls_error), required, required),
+                    url=https_url, attempts=1)
             return response
         try:
-            response = self.http.send(method, http_url, headers, self.options, data=data, auth_host=self.api_host)
+            response = self._send(method, http_url, headers, data, scheme='http')
         except requests.exceptions.ConnectionError:
             response = None
-        kind = 'tls' if response is None else _plain_answer_kind(method, response)
+        kind = 'tls' if response is None else _plain_answer_kind(method, response, self.options.timeout)
         if kind == 'plain':
             self.scheme = 'http'
             return response
@@ -363,13 +511,25 @@ class RegistryAPI:
             self.scheme = 'https'
             return tls_response
         self.scheme = 'https'
-        return self.http.send(method, https_url, headers, self.options, data=data, auth_host=self.api_host)
+        return self._send(method, https_url, headers, data)
+
+    def _answers_like_tls(self):
+        """Whether a TLS server listens: a plain ``GET /v2/`` without any credentials, whose answer
+        (or dropped connection) tells a TLS server from a plain one. Nothing secret goes out."""
+        try:
+            probe = self.http.send('GET', 'http://%s/v2/' % self.api_host, {}, self.options, allow_plain=True,
+                                   direct=True)
+        except requests.exceptions.RequestException:
+            return True
+        kind = _plain_answer_kind('GET', probe, self.options.timeout)
+        probe.close()
+        return kind == 'tls'
 
     def _send_tls(self, method, url, headers, data):
         """One request over TLS: ``(response, None)``, or ``(None, error)`` when the server does not
         speak TLS. A certificate problem means it does: that is raised, with the scheme settled."""
         try:
-            return self.http.send(method, url, headers, self.options, data=data, auth_host=self.api_host), None
+            return self._send(method, url, headers, data, scheme='https'), None
         except requests.exceptions.SSLError as exc:
             if _is_certificate_problem(exc) or _is_client_certificate_problem(exc):
                 self.scheme = 'https'
@@ -405,23 +565,40 @@ class RegistryAPI:
         self._fetch_token(wanted)
         return True
 
+    def _realm(self):
+        """The realm of the last challenge, as an absolute URL, once it passed the scheme rule.
+
+        A TLS registry's token service must be TLS too: its request carries the Basic
+        credentials or the identity token, and the token it answers is as good as them.
+        """
+        realm = urljoin(self.url('/v2/'), self.auth.realm)
+        origin = url_origin(realm)
+        if origin is None or origin[0] not in DEFAULT_PORTS:
+            raise AuthenticationError('The registry %s names a token service (realm) %s that is neither http nor '
+                                      'https' % (self.api_host, redact_url(realm)), url=self.url('/v2/'))
+        if origin[0] == 'http' and not self.plain_http_allowed:
+            raise AuthenticationError(
+                'The registry %s is reached over HTTPS, but its token service %s is plain HTTP; refusing to send '
+                'credentials to it or to ask it for a token unencrypted. Configure the registry with an https:// '
+                'token realm' % (self.api_host, redact_url(realm)), url=realm)
+        return realm
+
     def _fetch_token(self, scopes):
         params = []
         if self.auth.service:
             params.append(('service', self.auth.service))
         for scope in scopes:
             params.append(('scope', scope))
-        realm = self.auth.realm
+        realm = self._realm()
         url = realm + ('&' if '?' in realm else '?') + urlencode(params) if params else realm
         headers = {'Accept': 'application/json'}
         credentials = self.auth.credentials
         if credentials.has_basic:
             headers['Authorization'] = credentials.basic_header()
-        realm_host = urlsplit(realm).netloc
         try:
             response = None
             if credentials.identity_token:
-                response = self._oauth_token_request(realm, scopes, realm_host)
+                response = self._oauth_token_request(realm, scopes)
                 if response.status_code == 404:
                     # No OAuth2 endpoint at the realm: the classic GET, with the identity token as password.
                     response.close()
@@ -429,13 +606,14 @@ class RegistryAPI:
                         username=credentials.username or '<token>', password=credentials.identity_token).basic_header()
                     response = None
             if response is None:
-                response = self.http.send('GET', url, headers, self.options, auth_host=realm_host)
+                response = self._send_to_realm('GET', url, headers)
         except requests.exceptions.SSLError as exc:
             raise self._tls_error(exc, realm)
         except requests.exceptions.RequestException as exc:
             raise TransportError('Could not reach the token service %s of registry %s: %s'
-                                 % (redact_url(realm), self.api_host, _describe_exception(exc)), url=realm)
+                                 % (redact_url(realm), self.api_host, describe_exception(exc)), url=realm)
         if response.status_code != 200:
+            said = describe_errors(decode_error_body(response, self.secrets(), self.options.timeout))
             response.close()
             if credentials.identity_token:
                 who = 'the identity token from %s' % credentials.describe()
@@ -443,21 +621,30 @@ class RegistryAPI:
                 who = 'the given credentials (from %s)' % credentials.describe()
             else:
                 who = 'anonymous access'
-            raise AuthenticationError(
-                'The token service %s of registry %s refused %s for %s (HTTP %d)'
-                % (redact_url(realm), self.api_host, who, ' '.join(scopes) or 'the registry', response.status_code),
+            raise AuthenticationError(mask_secrets(
+                'The token service %s of registry %s refused %s for %s (HTTP %d%s)'
+                % (redact_url(realm), self.api_host, who, ' '.join(scopes) or 'the registry', response.status_code,
+                   ': ' + said if said else ''), self.secrets()),
                 status=response.status_code, url=realm)
+        raw = read_with_deadline(response, TOKEN_BODY_LIMIT, self.options.timeout,
+                                 'the answer of the token service %s' % redact_url(realm))
+        response.close()
         try:
-            body = response.json()
-        except ValueError:
+            body = json.loads(raw.decode('utf-8'))
+        except (UnicodeDecodeError, ValueError, RecursionError):
             body = None
         token = (body or {}).get('token') or (body or {}).get('access_token') if isinstance(body, dict) else None
-        if not token:
+        if not token or not isinstance(token, str):
             raise AuthenticationError('The token service %s of registry %s answered without a token'
                                       % (redact_url(realm), self.api_host), url=realm)
         self.auth.store_token(scopes, token, body.get('expires_in'))
 
-    def _oauth_token_request(self, realm, scopes, realm_host):
+    def _send_to_realm(self, method, url, headers, data=None):
+        """A token request: credentials to the realm's origin only, plain HTTP only where the registry's is."""
+        return self.http.send(method, url, headers, self.options, data=data, auth_origin=url_origin(url),
+                              allow_plain=self.plain_http_allowed)
+
+    def _oauth_token_request(self, realm, scopes):
         """The OAuth2 refresh-token grant (what ``docker login`` stores as an identity token)."""
         credentials = self.auth.credentials
         form = [('grant_type', 'refresh_token'), ('refresh_token', credentials.identity_token),
@@ -467,16 +654,16 @@ class RegistryAPI:
         if scopes:
             form.append(('scope', ' '.join(scopes)))
         headers = {'Accept': 'application/json', 'Content-Type': 'application/x-www-form-urlencoded'}
-        return self.http.send('POST', realm, headers, self.options, data=urlencode(form), auth_host=realm_host)
+        return self._send_to_realm('POST', realm, headers, data=urlencode(form))
 
     def _tls_error(self, exc, url):
         host = urlsplit(url).netloc or self.api_host
         if _is_certificate_problem(exc):
             msg = ('TLS certificate verification failed for %s: %s. Give the CA that signed the registry certificate '
                    'with ca_path (or the REQUESTS_CA_BUNDLE environment variable), or set validate_certs to false '
-                   'for a registry you trust' % (host, _describe_exception(exc)))
+                   'for a registry you trust' % (host, describe_exception(exc)))
         else:
-            msg = 'TLS connection to %s failed: %s' % (host, _describe_exception(exc))
+            msg = 'TLS connection to %s failed: %s' % (host, describe_exception(exc))
             if getattr(self.options, 'client_cert', None):
                 msg += ('. Check that the server accepts the client certificate given with client_cert '
                         '(signed by a CA it trusts for clients) and that client_key is its key')
@@ -486,7 +673,7 @@ class RegistryAPI:
         return TransportError(msg, url=url, attempts=1)
 
 
-def _plain_answer_kind(method, response):
+def _plain_answer_kind(method, response, timeout):
     """Who answered a plain HTTP request to a loopback port.
 
     ``'tls'``: a TLS server, with the 400 that says so (Go: "Client sent an HTTP request to an
@@ -498,9 +685,18 @@ def _plain_answer_kind(method, response):
         return 'plain'
     if method == 'HEAD':
         return 'unknown'
-    body = response.raw.read(1024, decode_content=True) if response.raw is not None else b''
+    body = read_with_deadline(response, 1024, timeout, 'the answer of a plain HTTP request') if response.raw else b''
     response.close()
     return 'tls' if b'https' in body.lower() else 'plain'
+
+
+def _mask_error(error, secrets):
+    """Mask ``secrets`` in everything ``error`` says (message, registry errors, details) in place."""
+    error.msg = mask_secrets(error.msg, secrets)
+    error.args = (error.msg,)
+    error.errors = mask_secrets(error.errors, secrets)
+    error.details = mask_secrets(error.details, secrets)
+    error.url = mask_secrets(error.url, secrets)
 
 
 def _is_client_certificate_problem(exc):
@@ -512,18 +708,3 @@ def _is_client_certificate_problem(exc):
 def _is_certificate_problem(exc):
     text = str(exc)
     return 'CERTIFICATE_VERIFY_FAILED' in text or 'certificate verify failed' in text or 'hostname' in text.lower()
-
-
-def _describe_exception(exc):
-    """A one-line reason from a requests exception, without the URL's query string."""
-    reason = exc
-    # requests wraps urllib3 errors that wrap the socket error: take the innermost readable one.
-    for dummy in range(4):
-        inner = getattr(reason, 'reason', None) or (reason.args[0] if getattr(reason, 'args', None) else None)
-        if inner is None or inner is reason or not isinstance(inner, BaseException):
-            break
-        reason = inner
-    text = str(reason)
-    if '?' in text:
-        text = text.split('?', 1)[0]
-    return text or exc.__class__.__name__

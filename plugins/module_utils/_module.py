@@ -161,7 +161,7 @@ class RegistryModule:
             found = self._stored_credentials[key]
             if found is not None:
                 # Masked like no_log options, should anything ever echo them.
-                self.module.no_log_values.update(found.secrets())
+                self.register_secrets(found)
         return self._stored_credentials[key]
 
     def client(self, reference, options=None):
@@ -174,7 +174,15 @@ class RegistryModule:
             stored = self.stored_credentials(reference)
             if stored is not None:
                 options = options.with_credentials(stored)
+        self.register_secrets(options.credentials)
         return RegistryClient.for_reference(self.http, reference, options)
+
+    def register_secrets(self, credentials):
+        """Have ``no_log`` mask every form of ``credentials``: the raw secrets, which it knows from
+        the options, and the ``Authorization`` values built from them (base64 of user:password,
+        ``Basic ...``, ``Bearer ...``), which a registry may echo and it would not recognise."""
+        if credentials is not None:
+            self.module.no_log_values.update(credentials.secrets())
 
     def warn(self, message):
         self.module.warn(message)

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import http.client
 import threading
 from urllib.parse import quote, urlsplit
 
@@ -32,6 +33,15 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._errors impor
     RegistryHTTPError,
     TransportError,
 )
+from ansible_collections.imagelayers.registry.plugins.module_utils._transport import describe_exception
+
+try:
+    import requests.exceptions
+    import urllib3.exceptions
+    _RAW_ERRORS = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException,
+                   OSError)
+except ImportError:  # the module reports missing_required_lib('requests')
+    _RAW_ERRORS = (http.client.HTTPException, OSError)
 
 OCTET_STREAM = {'Content-Type': 'application/octet-stream'}
 
@@ -170,7 +180,7 @@ def ensure_blob(client, repository, descriptor, source, stats, retries=3, check_
         read, close = source.open(descriptor)
         body = VerifiedBody(read, digest, size, what='blob %s from %s' % (digest, source.name))
         try:
-            finish_upload(client, repository, location, digest, body)
+            _send_body(client, repository, location, digest, body)
         except IntegrityError:
             raise
         except (TransportError, RegistryHTTPError) as error:
@@ -186,7 +196,22 @@ def ensure_blob(client, repository, descriptor, source, stats, retries=3, check_
         return 'copied'
 
 
+def _send_body(client, repository, location, digest, body):
+    """finish_upload, with any failure the HTTP layer let through told in words (a TransportError)."""
+    try:
+        return finish_upload(client, repository, location, digest, body)
+    except RegistryError:
+        raise
+    except _RAW_ERRORS as exc:
+        raise TransportError('Uploading blob %s to %s failed: %s' % (digest, repository, describe_exception(exc)),
+                             details={'expected_digest': digest, 'actual_size': body.check.count})
+
+
 def _with_context(error, digest, repository):
-    if isinstance(error, RegistryError) and digest not in error.msg:
-        error.msg = 'Uploading blob %s to %s failed: %s' % (digest, repository, error.msg)
+    """Name the blob and the destination in the message (a source's failure names only the source)."""
+    if isinstance(error, RegistryError):
+        if digest not in error.msg:
+            error.msg = 'Uploading blob %s to %s failed: %s' % (digest, repository, error.msg)
+        elif ' to %s' % repository not in error.msg:
+            error.msg = 'Uploading to %s failed: %s' % (repository, error.msg)
     return error

@@ -12,6 +12,8 @@ certificate, a token-signing certificate (``openssl``) and an htpasswd file (``h
 - ``token``: distribution (plain HTTP) with ``auth: token`` trusting the signing certificate
 - ``tokensrv``: tests/utils/token_server.py, the realm of ``token`` (plain HTTP)
 - ``proxy``: tests/utils/fault_proxy.py in front of ``token`` (state in DIR/proxy)
+- ``token_tls``: tests/utils/scheme_trap.py in front of ``token``: the token registry over TLS (its realm
+  stays plain HTTP), for the ``token`` option, which is never sent to a plain-HTTP registry (state in DIR/token_tls)
 
 Every process runs under ``timeout --signal=TERM LIFETIME`` (default 900 s), so nothing outlives a
 crashed test run for long; ``stop`` ends them by the pids recorded in DIR.
@@ -194,8 +196,15 @@ def start(args):
     proxy_state = os.path.join(state, 'proxy')
     proxy = json.loads(run([sys.executable, os.path.join(HERE, 'fault_proxy.py'), 'start', '--state', proxy_state,
                             '--upstream', '127.0.0.1:%d' % _PORTS['token']]).stdout)
+    token_tls_state = os.path.join(state, 'token_tls')
+    token_tls = json.loads(run([sys.executable, os.path.join(HERE, 'scheme_trap.py'), 'start', '--state',
+                                token_tls_state, '--upstream', '127.0.0.1:%d' % _PORTS['token'],
+                                '--cert', os.path.join(pki, 'server.crt'), '--key', os.path.join(pki, 'server.key'),
+                                '--lifetime', str(args.lifetime)]).stdout)
     info = {
         'state': state,
+        'token_tls_host': token_tls['host'],
+        'token_tls_log': token_tls['log'],
         'tls_host': '127.0.0.1:%d' % _PORTS['tls'],
         'mtls_host': '127.0.0.1:%d' % _PORTS['mtls'],
         'token_host': '127.0.0.1:%d' % _PORTS['token'],
@@ -241,6 +250,9 @@ def stop(args, quiet=False):
             pass
         os.unlink(pidfile)
         stopped.append(name)
+    if os.path.isdir(os.path.join(state, 'token_tls')):
+        subprocess.run([sys.executable, os.path.join(HERE, 'scheme_trap.py'), 'stop', '--state',
+                        os.path.join(state, 'token_tls')], stdout=subprocess.DEVNULL, timeout=30, check=False)
     if os.path.isdir(os.path.join(state, 'proxy')):
         subprocess.run([sys.executable, os.path.join(HERE, 'fault_proxy.py'), 'stop', '--state',
                         os.path.join(state, 'proxy')], stdout=subprocess.DEVNULL, timeout=30, check=False)

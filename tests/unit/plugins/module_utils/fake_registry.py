@@ -6,7 +6,8 @@ Faults are dicts returned by ``registry.fault(request)`` (None: behave):
 ``truncate``: close after N body bytes; ``corrupt``: flip the body byte at an
 offset; ``content_length``: announce this length; ``ignore_range``: answer a
 Range request with the whole blob (200); ``chunked``: send without
-Content-Length, with ``extra`` bytes appended; ``status``: answer this status.
+Content-Length, with ``extra`` bytes appended; ``status``: answer this status; ``drip``: send the body
+one byte every ``drip`` seconds (at most ``drip_bytes`` of them, then hang up).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler
 
 from ansible_collections.imagelayers.registry.plugins.module_utils._client import RegistryClient
@@ -176,6 +178,13 @@ class FakeRegistry:
             handler.send_header('Connection', 'close')
         handler.end_headers()
         if handler.command == 'HEAD':
+            return
+        if 'drip' in fault:
+            for offset in range(min(len(body), fault.get('drip_bytes', 50))):
+                handler.wfile.write(body[offset:offset + 1])
+                handler.wfile.flush()
+                time.sleep(fault['drip'])
+            handler.close_connection = True
             return
         if 'truncate' in fault:
             handler.wfile.write(body[:fault['truncate']])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import time
 
 import pytest
 import requests
@@ -13,6 +14,7 @@ import requests
 from ansible_collections.imagelayers.registry.plugins.module_utils._blobs import (
     BlobCheck,
     BlobFile,
+    FetchResult,
     MemorySink,
     VerifiedBody,
     blob_path,
@@ -20,20 +22,23 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._blobs import
     fetch_blob,
     iter_verified,
     iter_verified_into,
-    raw_reader,
     verify_file,
 )
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
     IntegrityError,
     NotFoundError,
+    RegistryError,
     TransportError,
 )
-from ansible_collections.imagelayers.registry.plugins.module_utils._http import HTTPSession
+from ansible_collections.imagelayers.registry.plugins.module_utils._client import RegistryClient
+from ansible_collections.imagelayers.registry.plugins.module_utils._http import ConnectionOptions, HTTPSession
+from ansible_collections.imagelayers.registry.plugins.module_utils._transport import deadline_reader
 from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.fake_registry import (
     FakeRegistry,
     client_for,
     digest_of,
 )
+from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.slow_server import Plan, SlowServer
 
 DATA = bytes(range(256)) * 4096 + b'tail'  # 1 MiB + 4 bytes: two chunks
 DIGEST = digest_of(DATA)
@@ -45,6 +50,13 @@ def registry():
     reg = FakeRegistry()
     yield reg
     reg.close()
+
+
+@pytest.fixture
+def slow():
+    srv = SlowServer()
+    yield srv
+    srv.close()
 
 
 class Reader:
@@ -152,7 +164,7 @@ def test_verified_body_uploads_with_a_content_length(registry):
 def test_verified_body_streams_a_source_response_into_an_upload(registry):
     digest = registry.add_blob(DATA)
     source = client_for(registry).open_blob('app', digest)
-    body = VerifiedBody(raw_reader(source), digest, len(DATA))
+    body = VerifiedBody(deadline_reader(source, 5, len(DATA), 'the source blob')[0], digest, len(DATA))
     chunks = list(body)
     source.close()
     assert b''.join(chunks) == DATA and max(len(c) for c in chunks) == 1024 * 1024
@@ -315,3 +327,91 @@ def test_verify_file_states(tmp_path):
         handle.write(b'more')
     assert verify_file(path, DIGEST, len(DATA))[0] == 'mismatch'
     assert verify_file(path, OTHER)[0] == 'mismatch'
+
+
+# -- free space, bodies without a length, deadlines ----------------------------------------------
+class _StatVFS:
+    def __init__(self, free):
+        self.f_frsize = 4096
+        self.f_bavail = free // 4096
+
+
+def test_blob_larger_than_the_free_space_is_refused_before_any_request(tmp_path, registry, monkeypatch):
+    digest = registry.add_blob(DATA)
+    monkeypatch.setattr(os, 'statvfs', lambda path: _StatVFS(40960))
+    with pytest.raises(RegistryError) as excinfo:
+        with BlobFile(str(tmp_path), digest) as blob_file:
+            fetch_blob(client_for(registry), 'app', digest, 5 * 1024 ** 3, sink=blob_file)
+            blob_file.commit()
+    msg = excinfo.value.msg
+    assert str(5 * 1024 ** 3) in msg and '40960' in msg and 'free' in msg
+    assert registry.requests == []  # nothing asked for
+    assert os.listdir(str(tmp_path / 'blobs' / 'sha256')) == []  # no temporary file left
+
+
+def test_blob_that_fits_the_free_space_is_fetched(tmp_path, registry, monkeypatch):
+    digest = registry.add_blob(DATA)
+    monkeypatch.setattr(os, 'statvfs', lambda path: _StatVFS(len(DATA) + 4096))
+    with BlobFile(str(tmp_path), digest) as blob_file:
+        fetch_blob(client_for(registry), 'app', digest, len(DATA), sink=blob_file)
+        path = blob_file.commit()
+    assert os.path.getsize(path) == len(DATA)
+
+
+def test_memory_sink_refuses_a_larger_blob_before_any_request(registry):
+    digest = registry.add_blob(DATA)
+    with pytest.raises(IntegrityError):
+        fetch_blob(client_for(registry), 'app', digest, len(DATA), sink=MemorySink(1000))
+    assert registry.requests == []
+
+
+def _slow_client(slow, timeout=1):
+    return RegistryClient(HTTPSession(sleep=lambda seconds: None), slow.host,
+                          ConnectionOptions(timeout=timeout, retries=0), loopback=True)
+
+
+def test_body_without_content_length_stops_at_size_plus_one(tmp_path, slow):
+    body = DATA + b'x' * (8 * 1024 * 1024)
+    slow.plan = lambda request: Plan(body=body, length=None)
+    result = FetchResult()
+    with pytest.raises(IntegrityError) as excinfo:
+        with BlobFile(str(tmp_path), DIGEST) as blob_file:
+            fetch_blob(_slow_client(slow), 'app', DIGEST, len(DATA), sink=blob_file, result=result)
+            blob_file.commit()
+    assert excinfo.value.details['overlong'] is True
+    assert result.bytes_transferred == len(DATA) + 1
+    assert os.listdir(str(tmp_path / 'blobs' / 'sha256')) == []
+
+
+def test_dripping_blob_fails_at_its_deadline(tmp_path, slow):
+    size = 64 * 1024
+    data = b'y' * size
+    digest = digest_of(data)
+    slow.plan = lambda request: Plan(body=data, drip=0.2, max_seconds=10)
+    started = time.monotonic()
+    with pytest.raises(TransportError) as excinfo:
+        with BlobFile(str(tmp_path), digest) as blob_file:
+            fetch_blob(_slow_client(slow, timeout=1), 'app', digest, size, sink=blob_file, retries=0)
+            blob_file.commit()
+    elapsed = time.monotonic() - started
+    assert elapsed < 5, elapsed
+    msg = excinfo.value.msg
+    assert 'did not finish within its deadline of 2 s (timeout 1 s + 65536 bytes at 64 KiB/s' in msg
+    assert os.listdir(str(tmp_path / 'blobs' / 'sha256')) == []
+
+
+def test_a_deadline_miss_resumes_like_a_dropped_connection(slow):
+    size = 64 * 1024
+    data = bytes(range(256)) * 256
+    digest = digest_of(data)
+
+    def plan(request):
+        if 'range' not in request['headers']:
+            return Plan(body=data, drip=0.2, max_seconds=10)
+        start = int(request['headers']['range'].split('=')[1].split('-')[0])
+        return Plan(206, {'Content-Range': 'bytes %d-%d/%d' % (start, size - 1, size)}, body=data[start:])
+
+    slow.plan = plan
+    sink = MemorySink(size)
+    result = fetch_blob(_slow_client(slow), 'app', digest, size, sink=sink, retries=1, sleep=lambda s: None)
+    assert sink.getvalue() == data and result.resumed == 1

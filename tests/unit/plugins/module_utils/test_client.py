@@ -14,6 +14,7 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._http import 
 from ansible_collections.imagelayers.registry.plugins.module_utils._inspect import inspect_image
 from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import OCI_MANIFEST
 from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
+from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.fake_registry import FakeRegistry, client_for
 
 CONFIG = json.dumps({'os': 'linux', 'architecture': 'amd64', 'rootfs': {'diff_ids': []}, 'history': []}).encode()
 CONFIG_DIGEST = 'sha256:' + hashlib.sha256(CONFIG).hexdigest()
@@ -83,3 +84,14 @@ def test_inspect_missing_tag_is_not_a_failure(server):
                                 b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}')
     result = inspect_image(client_for(server), ImageReference.parse('%s/app:nope' % server.host))
     assert result['exists'] is False and result['digest'] is None
+
+
+def test_a_config_nested_absurdly_deep_is_an_integrity_error():
+    registry = FakeRegistry()
+    try:
+        data = b'[' * 100000 + b']' * 100000
+        digest = registry.add_blob(data)
+        with pytest.raises(IntegrityError, match='nested'):
+            client_for(registry).get_json_blob('app', {'digest': digest, 'size': len(data)}, what='image config')
+    finally:
+        registry.close()

@@ -318,3 +318,10 @@ def test_client_cert_is_passed_to_requests(tmp_path):
     assert ConnectionOptions().cert is None
     copy = options.with_credentials(Credentials('u', 'p'))
     assert copy.cert == options.cert and copy.credentials.username == 'u' and options.credentials is None
+
+
+def test_a_helper_name_with_a_line_break_is_refused_before_running_anything(env):
+    add_helper(env, 'pass', {})
+    write_docker(env, {'credsStore': 'pass\n'})
+    with pytest.raises(InvalidInputError, match='Invalid credential helper name'):
+        lookup('registry.example.com', 'app', environ=env)

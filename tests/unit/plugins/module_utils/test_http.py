@@ -199,27 +199,39 @@ def test_token_refused_by_token_service(server):
     assert 'hunter2' not in excinfo.value.msg
 
 
+BASIC = 'Basic ' + base64.b64encode(b'ci:s3cret').decode()
+
+
+def basic_only(answer):
+    """A handler: 401 with a Basic challenge unless the request carries ci:s3cret."""
+    def handler(request):
+        if request['headers'].get('Authorization') != BASIC:
+            return 401, {'WWW-Authenticate': 'Basic realm="r"'}, b''
+        return answer(request)
+    return handler
+
+
 def test_redirect_to_other_host_drops_authorization(server, other_server):
     other_server.handler = lambda r: (200, {}, b'blob-bytes')
-    server.handler = lambda r: (307, {'Location': 'http://%s/storage/blob?X-Amz-Signature=secret' % other_server.host},
-                                b'')
-    api = make_api(server, credentials=Credentials(token='registry-token'))
+    server.handler = basic_only(lambda r: (
+        307, {'Location': 'http://%s/storage/blob?X-Amz-Signature=secret' % other_server.host}, b''))
+    api = make_api(server, credentials=Credentials('ci', 's3cret'))
     response = api.request('GET', '/v2/a/blobs/sha256:' + 'a' * 64, scopes=['repository:a:pull'])
     assert response.content == b'blob-bytes'
-    assert server.requests[0]['headers']['Authorization'] == 'Bearer registry-token'
+    assert server.requests[1]['headers']['Authorization'] == BASIC
     assert 'Authorization' not in other_server.requests[0]['headers']
 
 
 def test_relative_redirect_on_same_host_keeps_authorization(server):
-    def handler(request):
+    def answer(request):
         if request['path'].startswith('/elsewhere'):
             return 200, {}, b'here'
         return 307, {'Location': '/elsewhere'}, b''
 
-    server.handler = handler
-    response = make_api(server, credentials=Credentials(token='t')).request('GET', '/v2/x')
+    server.handler = basic_only(answer)
+    response = make_api(server, credentials=Credentials('ci', 's3cret')).request('GET', '/v2/x')
     assert response.content == b'here'
-    assert server.requests[1]['headers']['Authorization'] == 'Bearer t'
+    assert server.requests[2]['headers']['Authorization'] == BASIC
 
 
 def test_redirect_loop_is_bounded(server):
@@ -290,13 +302,15 @@ def test_loopback_head_400_without_body_is_asked_again_over_tls_and_kept_when_pl
     assert [r['method'] for r in server.requests] == ['HEAD']
 
 
-def test_loopback_with_token_never_sends_it_over_plain_http_first(server):
+def test_loopback_with_token_never_sends_it_over_plain_http(server):
     server.handler = lambda r: (200, {}, b'{}')
     api = make_api(server, credentials=Credentials(token='secret-token'), retries=0)
-    api.request('GET', '/v2/')
-    # https was tried first: the plain server saw a TLS handshake, not a request, then plain http.
-    assert api.scheme == 'http'
-    assert len(server.requests) == 1
+    with pytest.raises(TransportError) as excinfo:
+        api.request('GET', '/v2/')
+    # https only: the plain server saw a TLS handshake, never a request with the token.
+    assert api.scheme == 'https'
+    assert [r['headers'].get('Authorization') for r in server.requests] == [None]  # the probe only
+    assert 'not asked again over plain HTTP because token is given' in excinfo.value.msg
 
 
 def test_proxy_environment_is_honoured(server, monkeypatch):
@@ -332,6 +346,6 @@ def test_netrc_never_replaces_the_authorization_header(server, tmp_path, monkeyp
     netrc.write_text('machine 127.0.0.1 login netrc-user password netrc-password\n')
     netrc.chmod(0o600)
     monkeypatch.setenv('NETRC', str(netrc))
-    server.handler = lambda r: (200, {}, b'{}')
-    make_api(server, credentials=Credentials(token='mine')).request('GET', '/v2/')
-    assert server.requests[0]['headers']['Authorization'] == 'Bearer mine'
+    server.handler = basic_only(lambda r: (200, {}, b'{}'))
+    make_api(server, credentials=Credentials('ci', 's3cret')).request('GET', '/v2/')
+    assert server.requests[1]['headers']['Authorization'] == BASIC

@@ -69,3 +69,36 @@ def test_client_certificate_and_key_go_as_a_pair(pem):
 def test_a_missing_side_file_is_named_by_its_option(tmp_path):
     with pytest.raises(InvalidInputError, match='^dest_ca_path .* does not exist'):
         options('dest_', dest_ca_path=str(tmp_path / 'nope.pem'))
+
+
+def _module_double(stored=None):
+    """Just enough of a RegistryModule for ``client()``: masked values, stored credentials, a session."""
+    from types import MethodType
+
+    from ansible_collections.imagelayers.registry.plugins.module_utils._http import HTTPSession
+    double = SimpleNamespace(module=SimpleNamespace(no_log_values=set()), http=HTTPSession(),
+                             _stored_credentials={}, params={'config_path': None})
+    double.stored_credentials = lambda reference: stored
+    for name in ('client', 'register_secrets'):
+        if hasattr(RegistryModule, name):
+            setattr(double, name, MethodType(getattr(RegistryModule, name), double))
+    return double
+
+
+def test_the_authorization_forms_of_option_credentials_are_masked_by_no_log():
+    import base64
+
+    from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
+    double = _module_double()
+    given = options(username='ci', password='Opt-Pw-91c2')
+    double.client(ImageReference.parse('127.0.0.1:5999/team/app:v1'), given)
+    b64 = base64.b64encode(b'ci:Opt-Pw-91c2').decode()
+    assert {'Opt-Pw-91c2', b64, 'Basic ' + b64} <= double.module.no_log_values
+
+
+def test_the_authorization_forms_of_stored_credentials_are_masked_by_no_log():
+    from ansible_collections.imagelayers.registry.plugins.module_utils._auth import Credentials
+    from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
+    double = _module_double(stored=Credentials(token='Stored-Tok-4410', source='config.json'))
+    double.client(ImageReference.parse('127.0.0.1:5999/team/app:v1'), options())
+    assert {'Stored-Tok-4410', 'Bearer Stored-Tok-4410'} <= double.module.no_log_values
