@@ -20,8 +20,14 @@ publish) and a blob source reading from the archive, for ``_copy.publish``.
   (Archives written by Docker 25 and later also contain an OCI ``index.json``;
   that is used then.)
 
-Blobs of a plain tarball are read in place (seek to the member's data), never
-extracted; a compressed tarball is extracted to the temporary directory first.
+Nothing is ever extracted, whatever the format. Only the files the loader
+names are read (``index.json`` or ``manifest.json``, then the manifests, then
+the blobs), as regular files, by their cleaned names; a link is followed only
+while it stays inside the layout or the tarball. Blobs of a plain tarball are
+read in place (seek to the member's data); the named members of a compressed
+tarball are copied, each bounded by its size, into files of the temporary
+directory named by the reader, never after the member. A blob whose size is
+not its descriptor's is refused before any of its bytes is read.
 """
 
 from __future__ import annotations
@@ -29,8 +35,17 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import shutil
+import stat
 import tarfile
+import threading
 import zlib
+
+try:
+    from lzma import LZMAError as _LZMAError
+except ImportError:  # Python built without lzma: tarfile cannot read xz then either
+    class _LZMAError(Exception):
+        """Never raised."""
 
 from ansible_collections.imagelayers.registry.plugins.module_utils._blobs import CHUNK_SIZE
 from ansible_collections.imagelayers.registry.plugins.module_utils._copy import ImagePlan, image_details, unique_blobs
@@ -47,8 +62,13 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._errors impor
 from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import (
     DOCKER_CONFIG,
     DOCKER_MANIFEST,
+    MAX_INDEX_DEPTH,
+    OCI_INDEX,
     Manifest,
     Platform,
+    check_config,
+    check_manifest,
+    parse_json,
 )
 from ansible_collections.imagelayers.registry.plugins.module_utils._upload import BlobSource
 
@@ -57,100 +77,296 @@ DOCKER_LAYER_GZIP = 'application/vnd.docker.image.rootfs.diff.tar.gzip'
 REF_NAME = 'org.opencontainers.image.ref.name'
 CONTAINERD_NAME = 'io.containerd.image.name'
 MAX_JSON = 64 * 1024 * 1024
-_COMPRESSED_MAGIC = (b'\x1f\x8b', b'BZh', b'\xfd7zXZ', b'\x28\xb5\x2f\xfd')
+MAX_LINKS = 16          # links followed, one after the other, inside an archive
+_ZSTD_MAGIC = b'\x28\xb5\x2f\xfd'
+_COMPRESSED_MAGIC = (b'\x1f\x8b', b'BZh', b'\xfd7zXZ', _ZSTD_MAGIC)
 
 
 # -- reading files from a directory or a tarball -------------------------------------
-class DirectoryFiles:
-    """Files of a directory, by relative POSIX path."""
-
-    def __init__(self, root):
-        self.root = root
-
-    def _path(self, name):
-        name = posixpath.normpath(name.lstrip('/'))
-        if name.startswith('..'):
-            raise InvalidInputError('The archive refers to %s, outside of it' % name)
-        return os.path.join(self.root, *name.split('/'))
-
-    def exists(self, name):
-        return os.path.isfile(self._path(name))
-
-    def size(self, name):
-        return os.path.getsize(self._path(name))
-
-    def open(self, name):
-        try:
-            handle = open(self._path(name), 'rb')
-        except OSError as exc:
-            raise InvalidInputError('Cannot read %s in %s: %s' % (name, self.root, exc.strerror or exc))
-        return handle.read, handle.close
-
-
-class TarFiles:
-    """Members of an uncompressed tarball, read in place (symbolic and hard links followed)."""
-
-    def __init__(self, path):
-        self.path = path
-        self.members = {}
-        try:
-            with tarfile.open(path, 'r:') as archive:
-                for member in archive:
-                    self.members[_clean(member.name)] = member
-        except (tarfile.TarError, OSError) as exc:
-            raise InvalidInputError('Cannot read the tarball %s: %s' % (path, exc))
-
-    def _member(self, name):
-        name = _clean(name)
-        for dummy in range(16):
-            member = self.members.get(name)
-            if member is None:
-                return None
-            if member.issym():
-                name = _clean(posixpath.join(posixpath.dirname(name), member.linkname))
-            elif member.islnk():
-                name = _clean(member.linkname)
-            elif member.isfile():
-                return member
-            else:
-                return None
-        return None
-
-    def exists(self, name):
-        return self._member(name) is not None
-
-    def size(self, name):
-        return self._member(name).size
-
-    def open(self, name):
-        member = self._member(name)
-        if member is None:
-            raise InvalidInputError('The archive %s has no file %s' % (self.path, name))
-        handle = open(self.path, 'rb')
-        handle.seek(member.offset_data)
-        remaining = [member.size]
-
-        def read(amount):
-            amount = min(amount, remaining[0])
-            if amount <= 0:
-                return b''
-            data = handle.read(amount)
-            remaining[0] -= len(data)
-            return data
-        return read, handle.close
-
-
+# Every reader offers the same three calls, by relative POSIX name:
+#   size(name)              the size of the regular file, None when there is none; raises when the name is a
+#                           link leaving the archive or something else than a regular file;
+#   open(name, size, what)  ``(read, close)``; with ``size``, a file of another size is refused before any byte
+#                           is returned (so nothing of it can be sent);
+#   want(names, limit)      the files the loader reads next (a compressed tarball copies them in one pass);
+#   announce(names)         the files read later, if at all (blobs: copied together when the first is opened).
+# Nothing is ever extracted: a compressed tarball's members are copied, only when named, as regular files, into
+# files the reader names itself in the temporary directory, each bounded by its size.
 def _clean(name):
     name = posixpath.normpath(name.lstrip('/'))
     return '' if name == '.' else name
 
 
-def read_small(files, name, what):
-    if not files.exists(name):
+def _outside(clean):
+    return clean in ('', '..') or clean.startswith('../')
+
+
+def _size_mismatch(what, name, actual, expected):
+    return IntegrityError('%s (%s) is %d bytes, but its descriptor says %d bytes' % (what, name, actual, expected),
+                          details={'expected_size': expected, 'actual_size': actual})
+
+
+class DirectoryFiles:
+    """Regular files of a directory; links are followed only while they stay inside it."""
+
+    def __init__(self, root, label=None):
+        self.root = os.path.realpath(root)
+        self.label = label or 'the directory %s' % root
+
+    def _path(self, name):
+        clean = _clean(name)
+        if _outside(clean):
+            raise InvalidInputError('%s refers to %s, outside of it' % (self.label, name))
+        real = os.path.realpath(os.path.join(self.root, *clean.split('/')))
+        if real == self.root:
+            raise InvalidInputError('%s in %s is not a regular file' % (clean, self.label))
+        if os.path.commonpath([real, self.root]) != self.root:
+            raise InvalidInputError('%s in %s is a link to %s, outside of it' % (clean, self.label, real),
+                                    details={'file': clean, 'target': real})
+        return clean, real
+
+    def size(self, name):
+        clean, real = self._path(name)
+        try:
+            info = os.stat(real)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise InvalidInputError('Cannot read %s in %s: %s' % (clean, self.label, exc.strerror or exc))
+        if not stat.S_ISREG(info.st_mode):
+            raise InvalidInputError('%s in %s is not a regular file' % (clean, self.label))
+        return info.st_size
+
+    def open(self, name, size=None, what=None):
+        clean, real = self._path(name)
+        flags = os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_NONBLOCK', 0) | getattr(os, 'O_CLOEXEC', 0)
+        try:
+            handle = os.fdopen(os.open(real, flags), 'rb')
+        except OSError as exc:
+            raise InvalidInputError('Cannot read %s in %s: %s' % (clean, self.label, exc.strerror or exc))
+        try:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise InvalidInputError('%s in %s is not a regular file' % (clean, self.label))
+            if size is not None and info.st_size != size:
+                raise _size_mismatch(what or clean, clean, info.st_size, size)
+        except Exception:
+            handle.close()
+            raise
+        return handle.read, handle.close
+
+    def want(self, names, limit=None):
+        """Nothing to prepare: files are read in place."""
+
+    def announce(self, names):
+        """Nothing to prepare: files are read in place."""
+
+
+class _TarIndex:
+    """The members of a tarball by cleaned name; links resolved within the tarball only."""
+
+    label = 'the tarball'
+
+    def __init__(self):
+        self.members = {}       # cleaned name -> (ordinal, TarInfo); the last of a name wins, as in tar
+
+    def add(self, ordinal, info):
+        clean = _clean(info.name)
+        if not _outside(clean):
+            self.members[clean] = (ordinal, info)
+
+    def resolve(self, name):
+        """``(cleaned name, ordinal, TarInfo)`` of the regular member ``name`` is or links to, None if absent."""
+        asked = clean = _clean(name)
+        for dummy in range(MAX_LINKS):
+            found = self.members.get(clean)
+            if found is None:
+                return None
+            ordinal, info = found
+            if info.issym():
+                target = None if info.linkname.startswith('/') else _clean(
+                    posixpath.join(posixpath.dirname(clean), info.linkname))
+            elif info.islnk():
+                target = _clean(info.linkname)   # a hard link names another member of the tarball
+            elif info.isfile() and not info.issparse():
+                return clean, ordinal, info
+            else:
+                raise InvalidInputError('%s in %s is not a regular file' % (asked, self.label))
+            if target is None or _outside(target):
+                raise InvalidInputError('%s in %s is a link to %s, outside of it' % (asked, self.label, info.linkname),
+                                        details={'file': asked, 'target': info.linkname})
+            clean = target
+        raise InvalidInputError('%s in %s is a chain of more than %d links' % (asked, self.label, MAX_LINKS))
+
+    def size(self, name):
+        found = self.resolve(name)
+        return None if found is None else found[2].size
+
+    def _found(self, name, size, what):
+        found = self.resolve(name)
+        if found is None:
+            raise InvalidInputError('%s has no file %s' % (self.label, name))
+        if size is not None and found[2].size != size:
+            raise _size_mismatch(what or name, name, found[2].size, size)
+        return found
+
+
+def _bounded_reader(handle, size):
+    """``read`` returning at most ``size`` bytes of ``handle`` in all."""
+    remaining = [size]
+
+    def read(amount):
+        amount = min(amount, remaining[0])
+        if amount <= 0:
+            return b''
+        data = handle.read(amount)
+        remaining[0] -= len(data)
+        return data
+    return read
+
+
+class TarFiles(_TarIndex):
+    """Members of an uncompressed tarball, read in place (seek to the member's data)."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+        self.label = 'the archive %s' % path
+        try:
+            with tarfile.open(path, 'r:') as archive:
+                for ordinal, info in enumerate(archive):
+                    self.add(ordinal, info)
+        except (tarfile.TarError, OSError) as exc:
+            raise InvalidInputError('Cannot read the tarball %s: %s' % (path, exc))
+
+    def open(self, name, size=None, what=None):
+        info = self._found(name, size, what)[2]
+        handle = open(self.path, 'rb')
+        handle.seek(info.offset_data)
+        return _bounded_reader(handle, info.size), handle.close
+
+    def want(self, names, limit=None):
+        """Nothing to prepare: members are read in place."""
+
+    def announce(self, names):
+        """Nothing to prepare: members are read in place."""
+
+
+class StreamedTarFiles(_TarIndex):
+    """Members of a compressed tarball, copied (never extracted) into ``tmpdir`` only when named.
+
+    The tarball is read as a stream, once for its headers and then once per
+    batch of members the loader asks for with :meth:`want`. A named member (or
+    the regular member a link inside the tarball leads to) is copied, exactly
+    its header's size, into ``tmpdir/member-<n>``, a name this reader chooses.
+    Before a batch, the disk it needs is compared with what ``tmpdir`` has free.
+    """
+
+    def __init__(self, path, tmpdir):
+        super().__init__()
+        self.path = path
+        self.tmpdir = tmpdir
+        self.label = 'the archive %s' % path
+        self.copies = {}        # ordinal -> path of the copy in tmpdir
+        self.pending = set()    # ordinals wanted and not copied yet
+        self.lock = threading.Lock()
+        self._stream(self._index)
+
+    def _stream(self, visit):
+        try:
+            with tarfile.open(self.path, 'r|*') as archive:
+                for ordinal, info in enumerate(archive):
+                    if visit(ordinal, info, archive) is False:
+                        break
+        except (tarfile.TarError, OSError, EOFError, ValueError, zlib.error, _LZMAError) as exc:
+            raise InvalidInputError('Cannot read the compressed tarball %s: %s' % (self.path, exc))
+
+    def _index(self, ordinal, info, archive):
+        self.add(ordinal, info)
+
+    def want(self, names, limit=None):
+        """Copy the regular members ``names`` lead to (those of at most ``limit`` bytes), in one pass."""
+        with self.lock:
+            for name in names:
+                found = self.resolve(name)
+                if found is not None and found[1] not in self.copies and (limit is None or found[2].size <= limit):
+                    self.pending.add(found[1])
+            self._copy_pending()
+
+    def _copy_pending(self):
+        if not self.pending:
+            return
+        wanted = set(self.pending)
+        needed = sum(info.size for ordinal, info in self.members.values() if ordinal in wanted)
+        free = shutil.disk_usage(self.tmpdir).free
+        if needed > free:
+            raise InvalidInputError('Reading %s needs %d bytes in the temporary directory %s; %d are free'
+                                    % (self.path, needed, self.tmpdir, free))
+
+        def visit(ordinal, info, archive):
+            if ordinal in wanted:
+                self.copies[ordinal] = self._copy(ordinal, info, archive)
+                wanted.discard(ordinal)
+            return bool(wanted)
+        self._stream(visit)
+        self.pending.clear()
+
+    def _copy(self, ordinal, info, archive):
+        """Copy one member into a file named after its position; read errors mean a broken tarball."""
+        target = os.path.join(self.tmpdir, 'member-%d' % ordinal)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_CLOEXEC', 0)
+        read = _bounded_reader(archive.extractfile(info), info.size)
+        written = 0
+        try:
+            out = os.fdopen(os.open(target, flags, 0o600), 'wb')
+        except OSError as exc:
+            raise self._write_error(info, exc)
+        with out:
+            while True:
+                data = read(CHUNK_SIZE)
+                if not data:
+                    break
+                try:
+                    out.write(data)
+                except OSError as exc:
+                    raise self._write_error(info, exc)
+                written += len(data)
+        if written != info.size:
+            raise InvalidInputError('%s ends inside %s' % (self.label, info.name))
+        return target
+
+    def _write_error(self, info, exc):
+        return InvalidInputError('Cannot copy %s of %s into the temporary directory %s: %s'
+                                 % (info.name, self.path, self.tmpdir, exc.strerror or exc))
+
+    def open(self, name, size=None, what=None):
+        dummy, ordinal, info = self._found(name, size, what)
+        with self.lock:
+            if ordinal not in self.copies:
+                self.pending.add(ordinal)   # with the other blobs the loader announced, in one pass
+                self._copy_pending()
+        handle = open(self.copies[ordinal], 'rb')
+        return _bounded_reader(handle, info.size), handle.close
+
+    def announce(self, names):
+        """The members read later, if at all (blobs): copied together when the first one is opened."""
+        with self.lock:
+            for name in names:
+                found = self.resolve(name)
+                if found is not None and found[1] not in self.copies:
+                    self.pending.add(found[1])
+
+
+def read_small(files, name, what, size=None):
+    """The bytes of a JSON document of the archive (at most MAX_JSON), None when there is no such file."""
+    actual = files.size(name)
+    if actual is None:
         return None
-    if files.size(name) > MAX_JSON:
+    if size is not None and actual != size:
+        raise _size_mismatch(what, name, actual, size)
+    if actual > MAX_JSON:
         raise InvalidInputError('%s (%s) is larger than %d bytes' % (what, name, MAX_JSON))
-    read, close = files.open(name)
+    read, close = files.open(name, actual, what)
     try:
         chunks = []
         while True:
@@ -167,30 +383,24 @@ def read_json(files, name, what):
     raw = read_small(files, name, what)
     if raw is None:
         return None, None
-    try:
-        return json.loads(raw.decode('utf-8')), raw
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise InvalidInputError('%s (%s) is not valid JSON: %s' % (what, name, exc))
+    return parse_json(raw, '%s (%s)' % (what, name)), raw
 
 
 def open_files(path, tmpdir):
-    """DirectoryFiles or TarFiles for ``path``; compressed tarballs are extracted to ``tmpdir``."""
+    """The reader for ``path``: a directory, an uncompressed tarball (in place) or a compressed one (streamed)."""
     if os.path.isdir(path):
-        return DirectoryFiles(path)
+        return DirectoryFiles(path, 'the layout %s' % path)
     if not os.path.isfile(path):
         raise InvalidInputError('The archive %s does not exist' % path)
     with open(path, 'rb') as handle:
         head = handle.read(6)
+    if head.startswith(_ZSTD_MAGIC) and not hasattr(tarfile.TarFile, 'zstopen'):
+        raise InvalidInputError('The archive %s is compressed with zstd, which the Python of this host cannot read; '
+                                'decompress it first (zstd -d)' % path)
     if head.startswith(_COMPRESSED_MAGIC):
-        target = os.path.join(tmpdir, 'extracted')
-        try:
-            with tarfile.open(path, 'r:*') as archive:
-                safe = [m for m in archive.getmembers()
-                        if (m.isfile() or m.isdir()) and not _clean(m.name).startswith('..') and _clean(m.name)]
-                archive.extractall(target, members=safe)
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise InvalidInputError('Cannot read the compressed tarball %s: %s' % (path, exc))
-        return DirectoryFiles(target)
+        files = StreamedTarFiles(path, tmpdir)
+        files.want(['index.json', 'manifest.json'], MAX_JSON)
+        return files
     return TarFiles(path)
 
 
@@ -205,8 +415,9 @@ class ArchiveBlobSource(BlobSource):
         self.name = name
 
     def open(self, descriptor):
+        """The blob's reader; a file of another size than the descriptor's is refused before any byte."""
         files, name = self.paths[descriptor['digest']]
-        return files.open(name)
+        return files.open(name, descriptor.get('size'), 'The blob %s' % descriptor['digest'])
 
 
 # -- selecting an image ------------------------------------------------------------------------
@@ -267,41 +478,76 @@ def _blob_name(digest):
 def _oci_manifest(files, descriptor, what):
     digest = descriptor.get('digest')
     validate_digest(digest, what='%s digest' % what)
-    raw = read_small(files, _blob_name(digest), what)
+    size = descriptor.get('size')
+    raw = read_small(files, _blob_name(digest), 'The %s %s' % (what, digest), size if isinstance(size, int) else None)
     if raw is None:
         raise InvalidInputError('The archive has no blob for %s %s' % (what, digest))
     actual = compute_digest(raw, digest.split(':', 1)[0])
     if actual != digest:
         raise IntegrityError('The %s %s in the archive hashes to %s' % (what, digest, actual),
                              details={'expected_digest': digest, 'actual_digest': actual})
-    return Manifest(raw, descriptor.get('mediaType'), digest=digest)
+    return Manifest(raw, descriptor.get('mediaType') or descriptor.get('media_type'), digest=digest)
+
+
+class _IndexWalk:
+    """The manifests an index of the archive leads to, nested indexes included (MAX_INDEX_DEPTH levels).
+
+    ``children`` lists them in the order they can be pushed: every manifest
+    after the ones it lists; ``images`` the image manifests with their platform.
+    """
+
+    def __init__(self, files):
+        self.files = files
+        self.children = []
+        self.image_manifests = []
+        self.images = []
+        self.seen = set()
+
+    def walk(self, index, depth=0):
+        entries = index.children()
+        for entry in entries:
+            validate_digest(entry['digest'], what='manifest digest in index %s' % index.digest)
+        self.files.want([_blob_name(e['digest']) for e in entries], MAX_JSON)
+        for entry in entries:
+            if entry['digest'] in self.seen:
+                continue
+            self.seen.add(entry['digest'])
+            manifest = _oci_manifest(self.files, entry, 'child manifest')
+            if manifest.is_index:
+                if depth + 1 >= MAX_INDEX_DEPTH:
+                    raise InvalidInputError('The index %s in the archive lists the index %s, nested deeper than %d '
+                                            'levels; push does not follow it'
+                                            % (index.digest, manifest.digest, MAX_INDEX_DEPTH))
+                self.walk(manifest, depth + 1)
+            elif manifest.is_image:
+                platform = Platform.from_dict(entry.get('platform'))
+                self.image_manifests.append(manifest)
+                self.images.append(image_details(manifest, str(platform) if platform is not None and platform.os
+                                                 else None))
+            else:
+                raise InvalidInputError('The index %s in the archive lists %s of media type %s, which push does '
+                                        'not support' % (index.digest, manifest.digest, manifest.media_type))
+            self.children.append(manifest)
 
 
 def load_oci(files, index, archive_image, what):
-    entries = [e for e in index.get('manifests') or [] if isinstance(e, dict)]
+    check_manifest(index, OCI_INDEX, 'index.json of %s' % what[4:])
+    entries = index.get('manifests') or []
 
     def names(entry):
         annotations = entry.get('annotations') or {}
         return [annotations.get(REF_NAME), annotations.get(CONTAINERD_NAME)]
 
     entry = select_entry(entries, names, archive_image, what)
+    if isinstance(entry.get('digest'), str):
+        files.want([_blob_name(entry['digest'])], MAX_JSON)
     top = _oci_manifest(files, entry, 'manifest')
-    children = []
-    images = []
     if top.is_index:
-        for child in top.children():
-            manifest = _oci_manifest(files, {'digest': child['digest'], 'mediaType': child['media_type']},
-                                     'child manifest')
-            if not manifest.is_image:
-                raise InvalidInputError('The index %s in the archive lists %s of media type %s, which push does '
-                                        'not support' % (top.digest, manifest.digest, manifest.media_type))
-            children.append(manifest)
-            platform = Platform.from_dict(child.get('platform'))
-            images.append(image_details(manifest, str(platform) if platform is not None and platform.os else None))
-        image_manifests = children
+        walk = _IndexWalk(files)
+        walk.walk(top)
+        children, image_manifests, images = walk.children, walk.image_manifests, walk.images
     elif top.is_image:
-        image_manifests = [top]
-        images.append(image_details(top))
+        children, image_manifests, images = [], [top], [image_details(top)]
     else:
         raise InvalidInputError('The selected manifest %s in %s has media type %s, which push does not support'
                                 % (top.digest, what, top.media_type))
@@ -309,9 +555,13 @@ def load_oci(files, index, archive_image, what):
     paths = {}
     for blob in blobs:
         name = _blob_name(blob['digest'])
-        if not files.exists(name):
+        size = files.size(name)
+        if size is None:
             raise InvalidInputError('The archive has no blob %s (%s %s)' % (name, blob['kind'], blob['digest']))
+        if blob.get('size') is not None and size != blob['size']:
+            raise _size_mismatch('The %s blob %s' % (blob['kind'], blob['digest']), name, size, blob['size'])
         paths[blob['digest']] = (files, name)
+    files.announce([name for dummy, name in paths.values()])
     return ImagePlan(top, children, blobs, images), ArchiveBlobSource(files, paths, what[4:])
 
 
@@ -373,27 +623,28 @@ def load_docker(files, manifest_list, archive_image, tmpdir, what):
     layer_names = entry.get('Layers') or []
     if not isinstance(config_name, str) or not isinstance(layer_names, list):
         raise InvalidInputError('%s: manifest.json has no Config or Layers for the selected image' % what)
+    config_size = files.size(config_name)
+    if config_size is not None and config_size <= MAX_JSON:
+        files.want([config_name] + [n for n in layer_names if isinstance(n, str)])  # one pass
     config_raw = read_small(files, config_name, 'the image config')
     if config_raw is None:
         raise InvalidInputError('%s has no file %s (the image config)' % (what, config_name))
-    try:
-        config = json.loads(config_raw.decode('utf-8'))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise InvalidInputError('The image config %s in %s is not valid JSON: %s' % (config_name, what, exc))
-    diff_ids = ((config.get('rootfs') or {}).get('diff_ids') or []) if isinstance(config, dict) else []
+    config_digest = compute_digest(config_raw)
+    config = parse_json(config_raw, 'The image config %s in %s' % (config_name, what))
+    platform = check_config(config, config_digest)
+    diff_ids = (config.get('rootfs') or {}).get('diff_ids') or []
     if len(diff_ids) != len(layer_names):
         raise IntegrityError('The image config in %s lists %d layers, manifest.json %d'
                              % (what, len(diff_ids), len(layer_names)))
-    config_digest = compute_digest(config_raw)
     config_path = os.path.join(tmpdir, 'config.json')
     with open(config_path, 'wb') as handle:
         handle.write(config_raw)
-    local = DirectoryFiles(tmpdir)
+    local = DirectoryFiles(tmpdir, 'the temporary directory')
     paths = {config_digest: (local, 'config.json')}
     layers = []
     compressed = False
     for index, name in enumerate(layer_names):
-        if not isinstance(name, str) or not files.exists(name):
+        if not isinstance(name, str) or files.size(name) is None:
             raise InvalidInputError('%s has no layer file %s' % (what, name))
         digest, size, path = compress_layer(files, name, tmpdir, diff_ids[index], index)
         if path is None:
@@ -410,7 +661,6 @@ def load_docker(files, manifest_list, archive_image, tmpdir, what):
     }
     raw = json.dumps(document, indent=3).encode('utf-8')
     top = Manifest(raw, DOCKER_MANIFEST)
-    platform = Platform(config.get('os'), config.get('architecture'), config.get('variant'))
     plan = ImagePlan(top, [], unique_blobs([top]), [image_details(top, str(platform) if platform.os else None)])
     if compressed:
         plan.layer_compression = layer_compression()
@@ -430,7 +680,7 @@ def load_image(path, tmpdir, archive_image=None):
         index, dummy = read_json(files, 'index.json', 'index.json')
         if isinstance(index, dict) and index.get('manifests') is not None:
             plan, source = load_oci(files, index, archive_image, what)
-            kind = 'oci-layout' if isinstance(files, DirectoryFiles) and os.path.isdir(path) else 'oci-archive'
+            kind = 'oci-layout' if os.path.isdir(path) else 'oci-archive'
             return plan, source, kind
         manifest_list, dummy = read_json(files, 'manifest.json', 'manifest.json')
         if manifest_list is not None:

@@ -13,8 +13,16 @@ description:
   - Pushes the image in O(src) to O(image) over the Registry HTTP API v2, without a container daemon.
   - O(src) is an OCI image layout directory, an OCI archive tarball (C(podman save --format oci-archive),
     C(buildah push oci-archive:), C(skopeo copy ... oci-archive:)) or a docker-archive tarball (C(docker save),
-    C(podman save)). Compressed tarballs are extracted to a temporary directory first.
-  - OCI images (and indexes) are pushed as they are, so their digest is kept.
+    C(podman save)), uncompressed or compressed with gzip, bzip2 or xz.
+  - Nothing is extracted. Only the files the archive's C(index.json) or C(manifest.json) leads to are read, as
+    regular files; a compressed tarball is read as a stream and only those members are copied, each bounded by
+    its size, into a temporary directory (the only place push writes to), so other members (absolute or C(../)
+    paths, devices, huge unused files) are skipped. A link is followed only while it stays inside the layout
+    directory or the tarball; a file reached through a link that leaves it, or a blob whose size is not the one
+    its descriptor states, fails the task before anything is sent to the registry.
+  - OCI images and indexes are pushed as they are, so their digest is kept. An index may list other indexes,
+    down to 4 levels of indexes (the limit M(imagelayers.registry.blob_verify) uses too); every manifest they
+    lead to is pushed by digest before the top one.
   - The layers of a docker-archive are uncompressed tars; each is compressed deterministically (gzip level 6,
     no file name, no timestamp), checked against the image config's C(rootfs.diff_ids), and a Docker schema2
     manifest is built. The same archive gives the same digest every time on the same host, so pushing it again
@@ -34,8 +42,9 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Reads the archive (compressing docker-archive layers to learn the digest), C(HEAD)s the tag and
-      the blobs, and reports what a real run would upload and write; writes nothing.
+    description: Reads the archive (compressing docker-archive layers to learn the digest, in the temporary
+      directory), C(HEAD)s the tag and the blobs, and reports what a real run would upload and write; writes nothing
+      to the registry, and nothing outside the temporary directory.
   diff_mode:
     support: full
     description: C(before) and C(after) map the tag to its digest; a tag that does not exist is left out.

@@ -191,3 +191,339 @@ def test_not_an_archive(tmp_path):
     empty.mkdir()
     with pytest.raises(InvalidInputError, match='neither'):
         load_image(str(empty), str(tmp_path))
+
+
+# -- crafted archives: nothing is written outside the work directory ----------------------------
+OCI_INDEX_TYPE = 'application/vnd.oci.image.index.v1+json'
+OCI_MANIFEST_TYPE = 'application/vnd.oci.image.manifest.v1+json'
+
+
+def tar_entries(path, entries, mode='w:gz', compresslevel=1):
+    """Write a tarball from ``(TarInfo, data-or-None)`` pairs, in order."""
+    kwargs = {'compresslevel': compresslevel} if mode in ('w:gz', 'w:bz2') else {}
+    with tarfile.open(path, mode, format=tarfile.GNU_FORMAT, **kwargs) as archive:
+        for info, data in entries:
+            archive.addfile(info, data if hasattr(data, 'read') or data is None else io.BytesIO(data))
+
+
+def member(name, data=b'', mode=0o644, kind=tarfile.REGTYPE, linkname=''):
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.mode = mode
+    info.linkname = linkname
+    info.size = len(data) if kind == tarfile.REGTYPE else 0
+    return info, (data if kind == tarfile.REGTYPE else None)
+
+
+def docker_entries(contents, tags=('app:1',)):
+    """The members of a plain docker-archive (no links), as ``tar_entries`` pairs."""
+    layers = [layer_tar(c) for c in contents]
+    config = json.dumps({'architecture': 'amd64', 'os': 'linux',
+                         'rootfs': {'type': 'layers', 'diff_ids': [sha(layer) for layer in layers]}}).encode()
+    names = ['%s/layer.tar' % sha(layer)[7:19] for layer in layers]
+    manifest = json.dumps([{'Config': 'config.json', 'RepoTags': list(tags), 'Layers': names}]).encode()
+    return [member('manifest.json', manifest), member('config.json', config)] + [
+        member(name, layer) for name, layer in zip(names, layers)]
+
+
+class Zeros(io.RawIOBase):
+    """``size`` zero bytes, without holding them in memory."""
+
+    def __init__(self, size):
+        self.left = size
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        count = min(len(buffer), self.left)
+        buffer[:count] = bytes(count)
+        self.left -= count
+        return count
+
+
+def tree(root):
+    """``{relative path: (mode, size)}`` of everything under ``root``."""
+    result = {}
+    for directory, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = os.path.join(directory, name)
+            info = os.lstat(path)
+            result[os.path.relpath(path, root)] = (info.st_mode, info.st_size)
+    return result
+
+
+@pytest.fixture
+def outside(tmp_path):
+    return make_outside(tmp_path)
+
+
+def make_outside(tmp_path):
+    """A directory outside the archive and the work directory, with a file and a directory in it."""
+    root = tmp_path / 'outside'
+    root.mkdir()
+    (root / 'existing').write_bytes(b'original')
+    os.chmod(str(root / 'existing'), 0o644)
+    (root / 'dir').mkdir()
+    os.chmod(str(root / 'dir'), 0o755)
+    return root
+
+
+def hostile_members(outside):
+    """Members that an extraction would write outside its target, or that waste its disk."""
+    unique = str(outside)
+    return [
+        member(unique + '/evil', b'evil'),                                     # absolute path
+        member('../' * 12 + unique.lstrip('/') + '/dotdot', b'dotdot'),      # ../ path
+        member(unique + '/existing', b'overwritten', mode=0o4755),             # setuid, over an existing file
+        member(unique + '/dir', kind=tarfile.DIRTYPE, mode=0o777),            # a directory mode change
+        member(unique + '/link', kind=tarfile.SYMTYPE, linkname='/etc/passwd'),
+        member(unique + '/hard', kind=tarfile.LNKTYPE, linkname=unique + '/existing'),
+    ]
+
+
+def assert_outside_untouched(outside):
+    assert sorted(os.listdir(str(outside))) == ['dir', 'existing']
+    assert (outside / 'existing').read_bytes() == b'original'
+    assert os.stat(str(outside / 'existing')).st_mode & 0o7777 == 0o644
+    assert os.stat(str(outside / 'dir')).st_mode & 0o7777 == 0o755
+    assert os.listdir(str(outside / 'dir')) == []
+
+
+@pytest.mark.parametrize('mode', ['w:gz', 'w:bz2', 'w:xz', 'w'])
+def test_hostile_members_of_a_docker_archive_are_never_written(tmp_path, outside, mode):
+    path = str(tmp_path / 'evil.tar')
+    tar_entries(path, hostile_members(outside) + docker_entries([b'one', b'two']), mode=mode)
+    work = tmp_path / 'work'
+    work.mkdir()
+    plan, source, kind = load_image(path, str(work))
+    assert kind == 'docker-archive' and len(plan.blobs) == 3
+    assert_outside_untouched(outside)
+    # Only files the reader named itself: no directory made from a member name.
+    assert all(os.sep not in name for name in tree(str(work))), tree(str(work))
+
+
+def test_hostile_members_of_an_oci_archive_are_never_written(tmp_path, outside):
+    root = str(tmp_path / 'layout')
+    entries = oci_layout(root, ['1.0'])
+    path = str(tmp_path / 'evil.oci.tar.gz')
+    with tarfile.open(path, 'w:gz', format=tarfile.GNU_FORMAT) as archive:
+        for info, data in hostile_members(outside):
+            archive.addfile(info, None if data is None else io.BytesIO(data))
+        archive.add(root, arcname='.')
+    work = tmp_path / 'work'
+    work.mkdir()
+    plan, source, kind = load_image(path, str(work))
+    assert kind == 'oci-archive' and plan.digest == entries[0]['digest']
+    assert [sha(read_blob(source, b)) for b in plan.blobs] == [b['digest'] for b in plan.blobs]
+    assert_outside_untouched(outside)
+    assert all(os.sep not in name for name in tree(str(work)))
+
+
+def test_a_huge_unused_member_is_not_written(tmp_path):
+    size = 256 * 1024 * 1024
+    info = tarfile.TarInfo('unused/huge.bin')
+    info.size = size
+    path = str(tmp_path / 'huge.tar.gz')
+    tar_entries(path, [(info, Zeros(size))] + docker_entries([b'small']))
+    assert os.path.getsize(path) < 2 * 1024 * 1024
+    work = tmp_path / 'work'
+    work.mkdir()
+    plan = load_image(path, str(work))[0]
+    assert len(plan.blobs) == 2
+    assert sum(size for dummy, size in tree(str(work)).values()) < 64 * 1024
+
+
+def test_links_inside_a_compressed_archive_are_followed_within_it(tmp_path):
+    plain = str(tmp_path / 'd.tar')
+    docker_archive(plain, [(['app:1'], [b'first', b'second'])])  # layers are symlinks to other members
+    compressed = str(tmp_path / 'd.tar.gz')
+    with tarfile.open(plain) as source, tarfile.open(compressed, 'w:gz') as target:
+        for info in source:
+            target.addfile(info, source.extractfile(info) if info.isfile() else None)
+    assert load_image(compressed, str(tmp_path))[0].digest == load_image(plain, str(tmp_path))[0].digest
+
+
+@pytest.mark.parametrize('mode', ['w:gz', 'w'])
+@pytest.mark.parametrize('link', ['/etc/passwd', '../../../../etc/passwd'])
+def test_a_layer_linked_out_of_the_archive_is_refused(tmp_path, mode, link):
+    entries = docker_entries([b'one'])
+    layer_name = entries[2][0].name
+    entries[2] = member(layer_name, kind=tarfile.SYMTYPE, linkname=link)
+    path = str(tmp_path / 'd.tar')
+    tar_entries(path, entries, mode=mode)
+    with pytest.raises(InvalidInputError, match='%s.*outside' % layer_name):
+        load_image(path, str(tmp_path))
+
+
+def test_a_member_larger_than_its_descriptor_is_refused_before_reading(tmp_path):
+    root = str(tmp_path / 'layout')
+    oci_layout(root, ['1.0'])
+    plan = load_image(root, str(tmp_path))[0]
+    layer = [b for b in plan.blobs if b['kind'] == 'layer'][0]
+    with open(os.path.join(root, 'blobs', 'sha256', layer['digest'][7:]), 'ab') as handle:
+        handle.write(b'trailing bytes')
+    with pytest.raises(IntegrityError, match='%s.*%d bytes' % (layer['digest'], layer['size'])):
+        load_image(root, str(tmp_path))
+    archive = str(tmp_path / 'o.tar.gz')
+    with tarfile.open(archive, 'w:gz') as tar:
+        tar.add(root, arcname='.')
+    with pytest.raises(IntegrityError, match='%s.*%d bytes' % (layer['digest'], layer['size'])):
+        load_image(archive, str(tmp_path))
+
+
+def test_a_blob_read_later_must_still_have_its_size(tmp_path):
+    """The size is checked again when the blob is opened: no byte of a changed file is returned."""
+    root = str(tmp_path / 'layout')
+    oci_layout(root, ['1.0'])
+    plan, source, dummy = load_image(root, str(tmp_path))
+    layer = [b for b in plan.blobs if b['kind'] == 'layer'][0]
+    with open(os.path.join(root, 'blobs', 'sha256', layer['digest'][7:]), 'ab') as handle:
+        handle.write(b'grown since')
+    with pytest.raises(IntegrityError, match='bytes'):
+        source.open(layer)
+
+
+# -- OCI layouts: links out of the layout ------------------------------------------------------------
+def link_blob_outside(root, tmp_path, digest, data):
+    """Replace the blob ``digest`` of the layout by a symbolic link to a file outside holding ``data``."""
+    target = tmp_path / ('outside-%s' % digest[7:15])
+    target.write_bytes(data)
+    blob = os.path.join(root, 'blobs', 'sha256', digest[7:])
+    os.unlink(blob)
+    os.symlink(str(target), blob)
+    return blob
+
+
+@pytest.mark.parametrize('same_bytes', [True, False])
+def test_a_layout_blob_linked_outside_the_layout_is_refused(tmp_path, same_bytes):
+    root = str(tmp_path / 'layout')
+    oci_layout(root, ['1.0'])
+    plan = load_image(root, str(tmp_path))[0]
+    layer = [b for b in plan.blobs if b['kind'] == 'layer'][0]
+    with open(os.path.join(root, 'blobs', 'sha256', layer['digest'][7:]), 'rb') as handle:
+        data = handle.read()
+    link_blob_outside(root, tmp_path, layer['digest'], data if same_bytes else b'secret ' * 100)
+    with pytest.raises(InvalidInputError, match='blobs/sha256/%s.*outside' % layer['digest'][7:]):
+        load_image(root, str(tmp_path))
+
+
+def test_links_within_a_layout_are_followed(tmp_path):
+    root = str(tmp_path / 'layout')
+    entries = oci_layout(root, ['1.0'])
+    plan = load_image(root, str(tmp_path))[0]
+    layer = [b for b in plan.blobs if b['kind'] == 'layer'][0]
+    blob = os.path.join(root, 'blobs', 'sha256', layer['digest'][7:])
+    os.rename(blob, os.path.join(root, 'stored-layer'))
+    os.symlink('../../stored-layer', blob)
+    plan, source, dummy = load_image(root, str(tmp_path))
+    assert plan.digest == entries[0]['digest'] and sha(read_blob(source, layer)) == layer['digest']
+
+
+def test_an_index_json_linked_outside_the_layout_is_refused(tmp_path):
+    root = str(tmp_path / 'layout')
+    oci_layout(root, ['1.0'])
+    os.rename(os.path.join(root, 'index.json'), str(tmp_path / 'index.json'))
+    os.symlink(str(tmp_path / 'index.json'), os.path.join(root, 'index.json'))
+    with pytest.raises(InvalidInputError, match='index.json.*outside'):
+        load_image(root, str(tmp_path))
+
+
+# -- nested indexes ------------------------------------------------------------------------------------
+def write_blob(root, data):
+    with open(os.path.join(root, 'blobs', 'sha256', sha(data)[7:]), 'wb') as handle:
+        handle.write(data)
+    return sha(data)
+
+
+def nest(root, depth):
+    """Wrap the layout's single image in ``depth`` indexes (depth 1: one index); returns the top digest."""
+    with open(os.path.join(root, 'index.json')) as handle:
+        layout_index = json.load(handle)
+    entry = dict(layout_index['manifests'][0])
+    entry.pop('annotations', None)
+    entry['platform'] = {'os': 'linux', 'architecture': 'arm64'}
+    for level in range(depth):
+        document = json.dumps({'schemaVersion': 2, 'mediaType': OCI_INDEX_TYPE, 'manifests': [entry],
+                               'annotations': {'level': str(level)}}).encode()
+        entry = {'mediaType': OCI_INDEX_TYPE, 'digest': write_blob(root, document), 'size': len(document)}
+    entry['annotations'] = {'org.opencontainers.image.ref.name': 'nested'}
+    layout_index['manifests'] = [entry]
+    with open(os.path.join(root, 'index.json'), 'w') as handle:
+        json.dump(layout_index, handle)
+    return entry['digest']
+
+
+def test_a_nested_index_is_walked(tmp_path):
+    root = str(tmp_path / 'layout')
+    image = oci_layout(root, ['1.0'])[0]
+    top = nest(root, 3)  # top index -> index -> index -> image
+    plan, source, dummy = load_image(root, str(tmp_path))
+    assert plan.digest == top and plan.top.is_index
+    order = [m.digest for m in plan.children]
+    assert len(order) == 3 and order[0] == image['digest']  # the image first, each index after what it lists
+    assert [m.is_index for m in plan.children] == [False, True, True]
+    assert plan.images == [dict(plan.images[0], digest=image['digest'], platform='linux/arm64')]
+    assert len(plan.blobs) == 2
+    archive = str(tmp_path / 'nested.tar.gz')
+    with tarfile.open(archive, 'w:gz') as tar:
+        tar.add(root, arcname='.')
+    assert [m.digest for m in load_image(archive, str(tmp_path))[0].children] == order
+
+
+def test_an_index_nested_deeper_than_the_limit_is_refused(tmp_path):
+    from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import MAX_INDEX_DEPTH
+    root = str(tmp_path / 'layout')
+    oci_layout(root, ['1.0'])
+    nest(root, MAX_INDEX_DEPTH)
+    assert load_image(root, str(tmp_path))[0].top.is_index
+    nest(root, 1)
+    with pytest.raises(InvalidInputError, match='deeper than %d' % MAX_INDEX_DEPTH):
+        load_image(root, str(tmp_path))
+
+
+def test_a_hard_link_inside_a_compressed_archive_reads_the_member_it_names(tmp_path):
+    entries = docker_entries([b'one'])
+    layer_info, layer = entries[2]
+    entries[2] = member('stored/layer.tar', layer)
+    entries.append(member(layer_info.name, kind=tarfile.LNKTYPE, linkname='stored/layer.tar'))
+    plain, compressed = str(tmp_path / 'd.tar'), str(tmp_path / 'd.tar.gz')
+    tar_entries(compressed, entries)
+    tar_entries(plain, docker_entries([b'one']), mode='w')
+    assert load_image(compressed, str(tmp_path))[0].digest == load_image(plain, str(tmp_path))[0].digest
+
+
+def test_a_zstd_archive_is_refused_with_a_hint(tmp_path):
+    path = tmp_path / 'image.tar.zst'
+    path.write_bytes(b'\x28\xb5\x2f\xfd' + bytes(64))
+    if hasattr(tarfile.TarFile, 'zstopen'):
+        pytest.skip('this Python reads zstd tarballs')
+    with pytest.raises(InvalidInputError, match='zstd.*decompress it first'):
+        load_image(str(path), str(tmp_path))
+
+
+def deep_json(depth):
+    return ('[' * depth + ']' * depth).encode()
+
+
+@pytest.mark.parametrize('document', [b'{"schemaVersion": 2, "manifests": 5}', deep_json(100000)],
+                         ids=['manifests-not-a-list', 'nested-100000-deep'])
+def test_a_malformed_layout_index_is_an_integrity_error(tmp_path, document):
+    root = str(tmp_path / 'layout')
+    oci_layout(root, ['app'])
+    with open(os.path.join(root, 'index.json'), 'wb') as handle:
+        handle.write(document)
+    with pytest.raises(IntegrityError, match='index.json'):
+        load_image(root, str(tmp_path / 'work'))
+
+
+@pytest.mark.parametrize('config', [deep_json(100000), b'{"rootfs": {"diff_ids": 5}}', b'[1]'],
+                         ids=['nested-100000-deep', 'diff-ids-not-a-list', 'not-an-object'])
+def test_a_malformed_docker_archive_config_is_an_integrity_error(tmp_path, config):
+    path = str(tmp_path / 'app.tar')
+    write_tar(path, {'cfg.json': config, 'layer.tar': layer_tar(b'x'),
+                     'manifest.json': json.dumps([{'Config': 'cfg.json', 'RepoTags': ['app:1'],
+                                                   'Layers': ['layer.tar']}]).encode()})
+    os.makedirs(str(tmp_path / 'work'))
+    with pytest.raises(IntegrityError, match='config'):
+        load_image(path, str(tmp_path / 'work'))

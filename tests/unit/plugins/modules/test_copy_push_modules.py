@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 
 import pytest
 
@@ -15,7 +16,18 @@ from ansible_collections.imagelayers.registry.plugins.modules import copy as cop
 from ansible_collections.imagelayers.registry.plugins.modules import push as push_module
 from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.conftest import ScriptedServer
 from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.fake_registry import FakeRegistry
-from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.test_archive import docker_archive
+from ansible_collections.imagelayers.registry.plugins.module_utils._archive import load_image
+from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.test_archive import (
+    assert_outside_untouched,
+    docker_archive,
+    docker_entries,
+    hostile_members,
+    link_blob_outside,
+    make_outside,
+    nest,
+    oci_layout,
+    tar_entries,
+)
 from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.test_copy import UploadTarget
 
 
@@ -97,3 +109,68 @@ def test_push_twice_second_unchanged_and_check_mode_writes_nothing(capsys, serve
     assert first['changed'] and not second['changed'] and first['digest'] == second['digest'] == check['digest']
     assert first['format'] == 'docker-archive' and first['image'] == image
     assert target.manifests[('pushed/app', '1')][1] and second['blobs_copied'] == 0
+
+
+# -- push of crafted archives ---------------------------------------------------------------------------
+@pytest.fixture
+def outside(tmp_path):
+    return make_outside(tmp_path)
+
+
+def test_push_of_a_crafted_tar_gz_writes_nothing_outside_even_in_check_mode(capsys, server, tmp_path, outside):
+    archive = str(tmp_path / 'evil.tar.gz')
+    tar_entries(archive, hostile_members(outside) + docker_entries([b'one', b'two']))
+    target = UploadTarget(server)
+    image = '%s/crafted/app:1' % server.host
+    code, check = run(capsys, push_module, {'src': archive, 'image': image, '_ansible_check_mode': True})
+    assert code == 0 and check['changed'] and target.manifests == {}, check
+    assert_outside_untouched(outside)
+    code, real = run(capsys, push_module, {'src': archive, 'image': image})
+    assert code == 0 and real['changed'] and real['digest'] == check['digest'], real
+    assert_outside_untouched(outside)
+
+
+@pytest.mark.parametrize('check_mode', [True, False])
+@pytest.mark.parametrize('same_bytes', [True, False])
+def test_push_of_a_layout_with_a_blob_linked_outside_sends_nothing(capsys, server, tmp_path, same_bytes,
+                                                                   check_mode):
+    root = str(tmp_path / 'layout')
+    oci_layout(root, ['1.0'])
+    layer = [b for b in load_image(root, str(tmp_path))[0].blobs if b['kind'] == 'layer'][0]
+    with open(os.path.join(root, 'blobs', 'sha256', layer['digest'][7:]), 'rb') as handle:
+        data = handle.read()
+    link = link_blob_outside(root, tmp_path, layer['digest'], data if same_bytes else b'secret ' * 100)
+    UploadTarget(server)
+    code, result = run(capsys, push_module, {'src': root, 'image': '%s/linked/app:1' % server.host,
+                                             '_ansible_check_mode': check_mode})
+    assert code == 1 and os.path.relpath(link, root) in result['msg'] and 'outside' in result['msg'], result
+    assert server.requests == []  # refused while reading the layout: not a byte, not even a HEAD
+
+
+def test_push_of_a_layout_with_nested_indexes(capsys, server, tmp_path):
+    root = str(tmp_path / 'layout')
+    image = oci_layout(root, ['1.0'])[0]
+    top = nest(root, 2)
+    target = UploadTarget(server)
+    code, result = run(capsys, push_module, {'src': root, 'image': '%s/nested/app:1' % server.host,
+                                             'workers': 1})
+    assert code == 0 and result['changed'] and result['digest'] == top, result
+    assert result['manifests_pushed'] == 3 and result['blobs_copied'] == 2
+    assert [i['digest'] for i in result['images']] == [image['digest']]
+    puts = [r['path'].rsplit('/', 1)[1] for r in server.requests if r['method'] == 'PUT' and '/manifests/' in r['path']]
+    assert puts[0] == image['digest'] and puts[-1] == '1' and len(puts) == 3  # the image before the index listing it
+    assert target.manifests[('nested/app', '1')][1] == target.manifests[('nested/app', top)][1]
+
+
+def test_copy_one_arm_platform_gives_one_image(capsys, source, server):
+    children = []
+    for variant in ('v6', 'v7'):
+        digest = source.add_image('app', None, [variant.encode() * 100], platform=('linux', 'arm', variant))[0]
+        children.append((digest, ('linux', 'arm', variant)))
+    source.add_index('app', '1', children)
+    target = UploadTarget(server)
+    code, result = run(capsys, copy_module, {'src': '%s/app:1' % source.host, 'dest': '%s/prod/app:1' % server.host,
+                                             'platforms': ['linux/arm']})
+    assert code == 0, result
+    assert result['digest'] == children[1][0] and [i['digest'] for i in result['images']] == [children[1][0]]
+    assert target.manifests[('prod/app', '1')][1] == source.manifests[('app', children[1][0])][1]
