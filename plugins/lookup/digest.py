@@ -16,10 +16,17 @@ description:
   - For a multi-platform image (OCI index or Docker manifest list) this is the digest of the index, which is
     what C(docker pull app@DIGEST) and Kubernetes need to pull the right platform everywhere. With
     O(platform), it is the digest of that platform's image manifest instead.
-  - The digest comes from a C(HEAD) request (the C(Docker-Content-Digest) header), which registries such as
-    Docker Hub do not count as a pull; when the registry sends no digest header, the manifest is fetched and
-    its digest computed from the bytes. With O(platform), the index and the image are fetched and verified
-    against their digests.
+  - For a tag, the digest comes from a C(HEAD) request (the C(Docker-Content-Digest) header), which registries
+    such as Docker Hub do not count as a pull; that header is the registry's word for what the tag points at.
+    When the registry sends no digest header (or no content type), the manifest is fetched and its digest
+    computed from its bytes.
+  - For a reference with a digest (C(repository@sha256:...)), that digest is returned only when the registry
+    confirms it - the C(HEAD) answers that same C(Docker-Content-Digest), or, without the header, the manifest
+    fetched by that digest hashes to it. A registry that answers another digest fails the lookup with a message
+    naming both digests, whatever O(on_missing) says.
+  - With O(platform), the manifest is fetched (a C(GET)) and its bytes hashed - against the reference's digest
+    when it has one, else against the registry's digest header when it sends one; for an index, the platform's
+    image manifest is then fetched by the digest the index lists for it, and its bytes must hash to that digest.
   - A reference that is not in the registry fails the lookup with a message naming it, unless O(on_missing)
     says otherwise; C(errors='ignore') on the lookup call turns every failure into an empty value.
 extends_documentation_fragment:
@@ -29,7 +36,8 @@ options:
     description:
       - Image references, C([registry/]repository[:tag][@digest]).
       - Without a tag or digest, V(latest) is used. A name without a registry host refers to Docker Hub.
-      - A reference with a digest is checked to exist, and its digest returned.
+      - A reference with a digest is checked to exist, and its digest returned once the registry confirmed it
+        (see above).
     type: list
     elements: str
     required: true
@@ -37,6 +45,9 @@ options:
     description:
       - Return the digest of this platform's image manifest, as C(os/architecture[/variant]), for example
         V(linux/amd64) or V(linux/arm64/v8), instead of the index digest.
+      - For an index, the entry is chosen the way skopeo and podman choose it, with the same fallbacks as the
+        modules' O(platform) (for example V(linux/arm/v8) falls back to arm/v7, v6, v5; V(linux/arm) prefers the
+        entry without a variant); see C(docs/manifest_info.md) in the collection for the whole order.
       - For a single-platform image, the image's platform must match, else the lookup fails.
     type: str
   on_missing:
@@ -85,21 +96,28 @@ _raw:
     - sha256:7e1a4e2d11e2ac7a8c3f768d4166c2defeb09d2a750b010412b6ea13de1efb19
 '''
 
+from ansible import constants as C
 from ansible.errors import AnsibleLookupError
 from ansible.module_utils.basic import missing_required_lib
 from ansible.plugins.lookup import LookupBase
 from ansible.utils.display import Display
 
 from ansible_collections.imagelayers.registry.plugins.module_utils._client import RegistryClient
-from ansible_collections.imagelayers.registry.plugins.module_utils._errors import InvalidInputError, RegistryError
+from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
+    InvalidInputError,
+    NotFoundError,
+    RegistryError,
+)
 from ansible_collections.imagelayers.registry.plugins.module_utils._http import HAS_REQUESTS, HTTPSession
 from ansible_collections.imagelayers.registry.plugins.module_utils._inspect import inspect_image
 from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import Platform
 from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
+from ansible_collections.imagelayers.registry.plugins.module_utils._tagging import resolve_source
 from ansible_collections.imagelayers.registry.plugins.plugin_utils._options import (
     connection_options,
     has_credentials,
     options_for,
+    templated_variables,
 )
 
 display = Display()
@@ -113,6 +131,19 @@ def _references(terms):
                                     % (term,))
         references.append(ImageReference.parse(term, default_tag='latest'))
     return references
+
+
+def verified_digest(client, reference):
+    """The digest of ``reference`` (None when missing), never one the registry did not confirm.
+
+    The same resolution as the ``tag`` and ``copy`` sources: one HEAD (a GET when it has no
+    digest header, hashed when asked by digest), and an IntegrityError naming both digests
+    when a HEAD answers another digest than the one pinned in the reference.
+    """
+    try:
+        return resolve_source(client, reference)['digest']
+    except NotFoundError:
+        return None
 
 
 def resolve_digests(http, references, options, platform=None, warn=None, config_path=None):
@@ -137,8 +168,7 @@ def resolve_digests(http, references, options, platform=None, warn=None, config_
                 client_options = options_for(options, reference, config_path=config_path, cache=stored)
                 client = clients[key] = RegistryClient.for_reference(http, reference, client_options)
             if platform is None:
-                head = client.resolve(reference.repository, reference.reference)
-                found[reference.name] = head['digest'] if head else None
+                found[reference.name] = verified_digest(client, reference)
             else:
                 described = inspect_image(client, reference, platform=platform, warn=warn)
                 found[reference.name] = described.get('image_digest') if described.get('exists') else None
@@ -149,7 +179,7 @@ def resolve_digests(http, references, options, platform=None, warn=None, config_
 class LookupModule(LookupBase):
 
     def run(self, terms, variables=None, **kwargs):
-        self.set_options(var_options=variables, direct=kwargs)
+        self.set_options(var_options=self._option_variables(variables), direct=kwargs)
         if not HAS_REQUESTS:
             raise AnsibleLookupError(missing_required_lib('requests'))
         on_missing = self.get_option('on_missing')
@@ -180,3 +210,11 @@ class LookupModule(LookupBase):
                 digest = ''
             results.append(digest)
         return results
+
+    def _option_variables(self, variables):
+        """The variables named in the options' ``vars:``, templated (a lookup receives them raw)."""
+        definitions = C.config.get_configuration_definitions(plugin_type=self.plugin_type, name=self._load_name)
+        try:
+            return templated_variables(self._templar, variables, definitions)
+        except InvalidInputError as error:
+            raise AnsibleLookupError(error.msg) from None

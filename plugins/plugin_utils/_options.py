@@ -7,7 +7,8 @@
 
 A plugin documents its options with the ``imagelayers.registry._connection_plugin``
 doc fragment (same names and defaults as the modules' ``_connection`` fragment,
-plus ``env``/``ini``/``vars`` sources) and passes its ``get_option`` here.
+plus ``env``/``ini``/``vars`` sources), templates the variables that feed them with
+:func:`templated_variables` before ``set_options``, and passes its ``get_option`` here.
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._auth import 
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import InvalidInputError
 from ansible_collections.imagelayers.registry.plugins.module_utils._http import ConnectionOptions
 
+try:  # ansible-core >= 2.19: a variable templated to ``omit`` sets nothing
+    from ansible.errors import AnsibleValueOmittedError
+except ImportError:  # pragma: no cover - ansible-core < 2.19 has no such error
+    class AnsibleValueOmittedError(Exception):
+        """Never raised on ansible-core < 2.19."""
+
 try:  # stored credentials (config.json, credential helpers, auth.json), as the modules use them
     from ansible_collections.imagelayers.registry.plugins.module_utils._credentials import (
         lookup as lookup_stored_credentials,
@@ -27,6 +34,47 @@ except ImportError:  # pragma: no cover - older checkouts without stored credent
 
 CONNECTION_OPTION_NAMES = ('username', 'password', 'token', 'validate_certs', 'ca_path', 'client_cert',
                            'client_key', 'config_path', 'timeout', 'retries')
+
+# Options whose value never appears in a message, not even in a templating error.
+SECRET_OPTION_NAMES = ('password', 'token')
+
+
+def templated_variables(templar, variables, definitions):
+    """The variables that feed options (the ``vars:`` of ``definitions``), templated.
+
+    A lookup receives the play's variables untemplated: ``imagelayers_registry_password:
+    "{{ vault_password }}"`` would reach ``set_options`` as that literal string. Templated
+    here as ansible-core templates connection variables (``TaskExecutor._set_plugin_options``),
+    only those variables, so nothing else is rendered. A variable rendered to ``omit``
+    is left out. Without a templar (a plugin built outside a template) the values pass as they are.
+    A templating error names the variable and the option; for a secret option it does not
+    include the error's text, which may quote the value.
+    """
+    variables = variables or {}
+    result = {}
+    for option, definition in sorted((definitions or {}).items()):
+        for entry in definition.get('vars') or ():
+            name = entry.get('name')
+            if name not in variables:
+                continue
+            if templar is None:
+                result[name] = variables[name]
+                continue
+            try:
+                result[name] = templar.template(variables[name])
+            except AnsibleValueOmittedError:
+                continue
+            except Exception as error:  # pylint: disable=broad-exception-caught
+                raise InvalidInputError(_template_failure(name, option, error)) from None
+    return result
+
+
+def _template_failure(name, option, error):
+    """A message for a variable that did not template, without a secret's value."""
+    if option in SECRET_OPTION_NAMES:
+        return ('The variable %s (option %s) could not be templated (%s; the details are not shown, '
+                'as they may contain the secret)' % (name, option, type(error).__name__))
+    return 'The variable %s (option %s) could not be templated: %s' % (name, option, error)
 
 
 def _optional(get_option, name):

@@ -9,8 +9,16 @@ import base64
 import pytest
 
 from ansible.errors import AnsibleLookupError
+from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import lookup_loader
+from ansible.template import Templar
 from ansible.utils.collection_loader import AnsibleCollectionConfig
+
+try:  # ansible-core >= 2.19: only strings from trusted sources (playbooks, inventory) are templates
+    from ansible.template import trust_as_template
+except ImportError:  # pragma: no cover - ansible-core < 2.19 templates every string
+    def trust_as_template(value):
+        return value
 
 from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.fake_registry import (
     FakeRegistry,
@@ -60,6 +68,28 @@ def lookup(terms, variables=None, **kwargs):
     return plugin.run(terms, variables=variables or {}, **kwargs)
 
 
+def templated_lookup(terms, variables, **kwargs):
+    """The lookup as a template invokes it: with a templar over the same variables."""
+    loader = DataLoader()
+    plugin = lookup_loader.get('imagelayers.registry.digest', loader=loader,
+                               templar=Templar(loader=loader, variables=variables))
+    assert plugin is not None
+    return plugin.run(terms, variables=variables, **kwargs)
+
+
+class NoDigestHeaderRegistry(FakeRegistry):
+    """Answers manifests without a Docker-Content-Digest header, as some registries and proxies do."""
+
+    def _answer(self, handler, status, headers, body):
+        headers = dict((k, v) for k, v in headers.items() if k != 'Docker-Content-Digest')
+        return FakeRegistry._answer(self, handler, status, headers, body)
+
+
+def serve_other_manifest_for(registry, repository, asked, served):
+    """Make the registry answer the manifest ``served`` when asked for the digest ``asked``."""
+    registry.manifests[(repository, asked)] = registry.manifests[(repository, served)]
+
+
 def manifest_requests(registry):
     return [(r['method'], r['path']) for r in registry.requests if '/manifests/' in r['path']]
 
@@ -95,6 +125,38 @@ def test_reference_by_digest_is_checked_to_exist(registry, images):
     assert lookup([registry.host + '/team/app@' + images['arm64']]) == [images['arm64']]
     with pytest.raises(AnsibleLookupError, match='does not exist'):
         lookup([registry.host + '/team/app@sha256:' + '0' * 64])
+
+
+def test_reference_by_digest_confirmed_by_one_head(registry, images):
+    assert lookup([registry.host + '/team/app@' + images['amd64']]) == [images['amd64']]
+    assert manifest_requests(registry) == [('HEAD', '/v2/team/app/manifests/' + images['amd64'])]
+
+
+@pytest.mark.parametrize('on_missing', ['error', 'ignore'])
+def test_pinned_digest_is_refused_when_the_head_answers_another_digest(registry, images, on_missing):
+    # A registry (or a proxy) that answers HEAD app@X with "Docker-Content-Digest: Y".
+    serve_other_manifest_for(registry, 'team/app', images['amd64'], images['arm64'])
+    with pytest.raises(AnsibleLookupError) as excinfo:
+        lookup([registry.host + '/team/tool', registry.host + '/team/app@' + images['amd64']], on_missing=on_missing)
+    message = str(excinfo.value)
+    assert images['amd64'] in message and images['arm64'] in message
+
+
+def test_pinned_digest_is_refused_when_the_manifest_hashes_to_another_digest(images):
+    reg = NoDigestHeaderRegistry()
+    try:
+        amd64, dummy, dummy = reg.add_image('team/app', None, [b'amd64 layer'])
+        arm64, dummy, dummy = reg.add_image('team/app', None, [b'arm64 layer'], platform=('linux', 'arm64', 'v8'))
+        assert lookup([reg.host + '/team/app@' + arm64]) == [arm64]
+        serve_other_manifest_for(reg, 'team/app', amd64, arm64)
+        with pytest.raises(AnsibleLookupError) as excinfo:
+            lookup([reg.host + '/team/app@' + amd64])
+        message = str(excinfo.value)
+        assert amd64 in message and arm64 in message
+        # no digest header: the manifest was fetched by its digest and hashed
+        assert ('GET', '/v2/team/app/manifests/' + amd64) in manifest_requests(reg)
+    finally:
+        reg.close()
 
 
 @pytest.mark.parametrize('platform, expected', [('linux/arm64', 'arm64'), ('linux/arm64/v8', 'arm64'),
@@ -155,6 +217,47 @@ def test_credentials_from_variables_reach_the_registry():
             lookup([reg.host + '/private/app:v1'])
         variables = {'imagelayers_registry_username': 'ci', 'imagelayers_registry_password': 's3cret'}
         assert lookup([reg.host + '/private/app:v1'], variables=variables) == [digest]
+    finally:
+        reg.close()
+
+
+def basic_passwords(registry):
+    """The passwords of the Basic Authorization headers the registry received."""
+    passwords = []
+    for request in registry.requests:
+        value = request['headers'].get('Authorization') or ''
+        if value.startswith('Basic '):
+            passwords.append(base64.b64decode(value[len('Basic '):]).decode().split(':', 1)[1])
+    return passwords
+
+
+def test_credentials_from_templated_variables_are_templated():
+    # The EXAMPLES' pattern: imagelayers_registry_password: "{{ registry_password }}"
+    reg = BasicAuthRegistry()
+    try:
+        digest, dummy, dummy = reg.add_image('private/app', 'v1', [b'layer'])
+        variables = {
+            'imagelayers_registry_username': trust_as_template('{{ registry_user }}'),
+            'imagelayers_registry_password': trust_as_template('{{ registry_password }}'),
+            'registry_user': 'ci',
+            'registry_password': 's3cret',
+        }
+        assert templated_lookup([reg.host + '/private/app:v1'], variables) == [digest]
+        assert set(basic_passwords(reg)) == {'s3cret'}
+    finally:
+        reg.close()
+
+
+def test_a_password_that_cannot_be_templated_is_not_echoed():
+    reg = BasicAuthRegistry()
+    try:
+        variables = {'imagelayers_registry_username': 'ci',
+                     'imagelayers_registry_password': trust_as_template('pa55{{word')}
+        with pytest.raises(AnsibleLookupError) as excinfo:
+            templated_lookup([reg.host + '/private/app:v1'], variables)
+        assert 'imagelayers_registry_password' in str(excinfo.value)
+        assert 'pa55' not in str(excinfo.value)
+        assert reg.requests == []
     finally:
         reg.close()
 

@@ -89,3 +89,71 @@ def test_stored_credentials_only_when_none_were_given(tmp_path):
     assert _options.options_for(given, reference, config_path=str(config), cache=cache) is given
     other = ImageReference.parse('quay.io/app:1')
     assert _options.options_for(build(), other, config_path=str(config), cache=cache).credentials.is_empty
+
+
+class FakeTemplar:
+    """Renders "{{ name }}" from its variables; anything else with "{{" is a syntax error."""
+
+    def __init__(self, variables):
+        self.variables = variables
+
+    def template(self, value):
+        if isinstance(value, str) and '{{' in value:
+            name = value.strip()[2:-2].strip() if value.strip().endswith('}}') else None
+            if not name or not name.isidentifier():
+                raise ValueError('template error while templating string: unexpected end of template: %s' % value)
+            if name not in self.variables:
+                raise ValueError("'%s' is undefined" % name)
+            return self.variables[name]
+        return value
+
+
+DEFINITIONS = {
+    'username': {'vars': [{'name': 'imagelayers_registry_username'}]},
+    'password': {'vars': [{'name': 'imagelayers_registry_password'}]},
+    'token': {'vars': [{'name': 'imagelayers_registry_token'}]},
+    'timeout': {'vars': [{'name': 'imagelayers_registry_timeout'}, {'name': 'registry_timeout'}]},
+    'platform': {},
+}
+
+
+def test_variables_that_feed_options_are_templated_and_no_others():
+    from ansible_collections.imagelayers.registry.plugins.plugin_utils._options import templated_variables
+    variables = {'imagelayers_registry_username': 'ci', 'imagelayers_registry_password': '{{ vault_pw }}',
+                 'registry_timeout': '{{ slow }}', 'vault_pw': 's3cret', 'slow': 90, 'other': '{{ nothere }}'}
+    assert templated_variables(FakeTemplar(variables), variables, DEFINITIONS) == {
+        'imagelayers_registry_username': 'ci', 'imagelayers_registry_password': 's3cret', 'registry_timeout': 90}
+
+
+def test_without_a_templar_the_variables_are_passed_as_they_are():
+    from ansible_collections.imagelayers.registry.plugins.plugin_utils._options import templated_variables
+    variables = {'imagelayers_registry_password': '{{ vault_pw }}', 'other': 1}
+    assert templated_variables(None, variables, DEFINITIONS) == {'imagelayers_registry_password': '{{ vault_pw }}'}
+    assert templated_variables(None, None, DEFINITIONS) == {}
+
+
+def error_chain(error):
+    """The messages of an exception and of everything Ansible would show as its cause."""
+    messages = []
+    while error is not None and len(messages) < 10:
+        messages.append(str(error))
+        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    return ' | '.join(messages)
+
+
+@pytest.mark.parametrize('name, option', [('imagelayers_registry_password', 'password'),
+                                          ('imagelayers_registry_token', 'token')])
+def test_a_secret_that_cannot_be_templated_is_never_echoed(name, option):
+    from ansible_collections.imagelayers.registry.plugins.plugin_utils._options import templated_variables
+    variables = {name: 'pa55{{word'}
+    with pytest.raises(InvalidInputError) as excinfo:
+        templated_variables(FakeTemplar(variables), variables, DEFINITIONS)
+    assert name in str(excinfo.value) and option in str(excinfo.value)
+    assert 'pa55' not in error_chain(excinfo.value)
+
+
+def test_other_variables_name_the_templating_error():
+    from ansible_collections.imagelayers.registry.plugins.plugin_utils._options import templated_variables
+    variables = {'registry_timeout': '{{ nothere }}'}
+    with pytest.raises(InvalidInputError, match="registry_timeout.*'nothere' is undefined"):
+        templated_variables(FakeTemplar(variables), variables, DEFINITIONS)
