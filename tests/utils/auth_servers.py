@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import socket
 import ssl
 import subprocess
@@ -32,6 +31,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+
+import _daemon
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 USERS = {'alice': 'Alice-S3cret-pw-71f3', 'reader': 'Reader-S3cret-pw-0b9d'}
@@ -138,12 +139,8 @@ def port_of(state, name):
 
 
 def spawn(state, name, argv, lifetime):
-    log = open(os.path.join(state, name + '.log'), 'ab')
-    process = subprocess.Popen(['timeout', '--signal=TERM', '--kill-after=5', str(lifetime)] + argv,
-                               stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    with open(os.path.join(state, name + '.pid'), 'w') as f:
-        f.write(str(process.pid))
-    return process
+    return _daemon.spawn(['timeout', '--signal=TERM', '--kill-after=5', str(lifetime)] + argv,
+                         os.path.join(state, name + '.log'), os.path.join(state, name + '.pid'), append=True)
 
 
 def wait_ready(name, url, process, pki, state):
@@ -233,29 +230,12 @@ def stop(args, quiet=False):
     state = os.path.abspath(args.state)
     stopped = []
     for name in ('tls', 'mtls', 'token', 'tokensrv'):
-        pidfile = os.path.join(state, name + '.pid')
-        try:
-            with open(pidfile) as f:
-                pid = int(f.read())
-        except (OSError, ValueError):
-            continue
-        try:
-            # The pid of the `timeout` wrapper we started; it passes TERM on to the server.
-            os.kill(pid, signal.SIGTERM)
-            for dummy in range(50):
-                time.sleep(0.1)
-                os.kill(pid, 0)
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        os.unlink(pidfile)
-        stopped.append(name)
-    if os.path.isdir(os.path.join(state, 'token_tls')):
-        subprocess.run([sys.executable, os.path.join(HERE, 'scheme_trap.py'), 'stop', '--state',
-                        os.path.join(state, 'token_tls')], stdout=subprocess.DEVNULL, timeout=30, check=False)
-    if os.path.isdir(os.path.join(state, 'proxy')):
-        subprocess.run([sys.executable, os.path.join(HERE, 'fault_proxy.py'), 'stop', '--state',
-                        os.path.join(state, 'proxy')], stdout=subprocess.DEVNULL, timeout=30, check=False)
+        # The pid of the `timeout` wrapper we started; it passes TERM on to the server.
+        if _daemon.stop(state, name + '.pid') is not None:
+            stopped.append(name)
+    # The scheme trap and the fault proxy, started through their own `start` (state in their directories).
+    for name in ('token_tls', 'proxy'):
+        _daemon.stop(os.path.join(state, name))
     if not quiet:
         print(json.dumps({'stopped': stopped}))
     return 0

@@ -51,14 +51,13 @@ import json
 import os
 import random
 import re
-import signal
 import socket
-import socketserver
 import struct
-import subprocess
 import sys
 import threading
 import time
+
+import _daemon
 
 HOP_BY_HOP = frozenset(('connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer',
                         'transfer-encoding', 'upgrade'))
@@ -118,10 +117,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         entry.update({'time': round(time.time(), 3), 'method': self.command, 'path': self.path,
                       'host': self.headers.get('Host'), 'range': self.headers.get('Range'),
                       'authorization': bool(self.headers.get('Authorization'))})
-        line = json.dumps(entry, sort_keys=True)
-        with self.server.log_lock:
-            with open(self.server.log_path, 'a') as handle:
-                handle.write(line + '\n')
+        self.server.log.entry(entry)
 
     def _read_request_body(self):
         length = self.headers.get('Content-Length')
@@ -165,13 +161,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         if action == 'status':
             payload = rule.get('body', '').encode('utf-8')
-            self.send_response(int(rule.get('status', 500)))
-            for name, value in (rule.get('headers') or {}).items():
-                self.send_header(name, str(value))
-            self.send_header('Content-Length', str(len(payload)))
-            self.end_headers()
-            if self.command != 'HEAD':
-                self.wfile.write(payload)
+            _daemon.respond(self, int(rule.get('status', 500)), rule.get('headers') or {}, payload)
             self._log(status=int(rule.get('status', 500)), sent=len(payload), **log)
             return
         if action == 'redirect':
@@ -278,82 +268,32 @@ class Handler(http.server.BaseHTTPRequestHandler):
     do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _handle
 
 
-class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
 def serve(args):
     host, port = args.listen.rsplit(':', 1)
     if host not in ('127.0.0.1', 'localhost', '::1'):
         sys.exit('fault_proxy: listens on loopback only')
     os.makedirs(args.state, exist_ok=True)
-    server = Server((host, int(port)), Handler)
+    server = http.server.ThreadingHTTPServer((host, int(port)), Handler)
     server.upstream = args.upstream
     server.presigned = {}
     server.timeout = args.timeout
     server.rules = Rules(os.path.join(args.state, 'rules.json'))
-    server.log_path = os.path.join(args.state, 'log.jsonl')
-    server.log_lock = threading.Lock()
-    open(server.log_path, 'a').close()
-    signal.signal(signal.SIGTERM, lambda *a: threading.Thread(target=server.shutdown).start())
-    with open(os.path.join(args.state, 'port.tmp'), 'w') as handle:
-        handle.write(str(server.server_address[1]))
-    os.replace(os.path.join(args.state, 'port.tmp'), os.path.join(args.state, 'port'))
-    server.serve_forever(poll_interval=0.2)
-    server.server_close()
+    server.log = _daemon.AppendLog(os.path.join(args.state, 'log.jsonl'), create=True)
+    _daemon.publish(os.path.join(args.state, _daemon.PORTFILE), str(server.server_address[1]))
+    _daemon.serve(server)
 
 
 def start(args):
-    os.makedirs(args.state, exist_ok=True)
-    stop(args, quiet=True)
-    for name in ('port', 'log.jsonl', 'rules.json'):
-        try:
-            os.unlink(os.path.join(args.state, name))
-        except FileNotFoundError:
-            pass
-    with open(os.path.join(args.state, 'proxy.out'), 'w') as out:
-        process = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), 'serve', '--state', args.state, '--listen', args.listen,
-             '--upstream', args.upstream, '--timeout', str(args.timeout)],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    with open(os.path.join(args.state, 'pid'), 'w') as handle:
-        handle.write(str(process.pid))
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit('fault_proxy: exited early: %s' % open(os.path.join(args.state, 'proxy.out')).read())
-        try:
-            with open(os.path.join(args.state, 'port')) as handle:
-                port = int(handle.read())
-            print(json.dumps({'port': port, 'url': 'http://127.0.0.1:%d' % port, 'pid': process.pid}))
-            return 0
-        except (FileNotFoundError, ValueError):
-            time.sleep(0.05)
-    process.terminate()
-    sys.exit('fault_proxy: did not start within 15 s')
+    argv = [sys.executable, os.path.abspath(__file__), 'serve', '--state', args.state, '--listen', args.listen,
+            '--upstream', args.upstream, '--timeout', str(args.timeout)]
+    port, pid = _daemon.start('fault_proxy', args.state, argv, 'proxy.out', fresh=('log.jsonl', 'rules.json'))
+    print(json.dumps({'port': port, 'url': 'http://127.0.0.1:%d' % port, 'pid': pid}))
+    return 0
 
 
-def stop(args, quiet=False):
-    pidfile = os.path.join(args.state, 'pid')
-    try:
-        with open(pidfile) as handle:
-            pid = int(handle.read())
-    except (FileNotFoundError, ValueError):
-        if not quiet:
-            print('fault_proxy: not running')
-        return 0
-    try:
-        os.kill(pid, signal.SIGTERM)
-        for dummy in range(50):
-            os.kill(pid, 0)
-            time.sleep(0.1)
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    os.unlink(pidfile)
-    if not quiet:
-        print('fault_proxy: stopped pid %d' % pid)
+def stop(args):
+    pid = _daemon.stop(args.state)
+    print('fault_proxy: not running' if pid is None else 'fault_proxy: stopped pid %d' % pid)
     return 0
 
 
@@ -361,21 +301,12 @@ def set_rules(args):
     rules = json.loads(args.rules)
     if not isinstance(rules, list):
         sys.exit('fault_proxy: rules must be a JSON list')
-    path = os.path.join(args.state, 'rules.json')
-    with open(path + '.tmp', 'w') as handle:
-        json.dump(rules, handle)
-    os.replace(path + '.tmp', path)
+    _daemon.publish(os.path.join(args.state, 'rules.json'), json.dumps(rules))
     return 0
 
 
 def show_log(args):
-    entries = []
-    try:
-        with open(os.path.join(args.state, 'log.jsonl')) as handle:
-            entries = [json.loads(line) for line in handle if line.strip()]
-    except FileNotFoundError:
-        pass
-    print(json.dumps(entries))
+    print(json.dumps(_daemon.read_entries(os.path.join(args.state, 'log.jsonl'))))
     return 0
 
 

@@ -30,12 +30,11 @@ import http.client
 import itertools
 import json
 import os
-import signal
 import sys
-import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+import _daemon
 
 HOP_BY_HOP = {'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailers',
               'transfer-encoding', 'upgrade', 'host', 'content-length'}
@@ -43,7 +42,7 @@ MAX_BODY = 256 * 1024 * 1024
 JUNK = [None, 'sha256:' + 'a' * 64, '']
 
 
-def make_handler(options, log_lock):
+def make_handler(options, log):
     counter = itertools.count(1)
 
     class Handler(BaseHTTPRequestHandler):
@@ -56,9 +55,8 @@ def make_handler(options, log_lock):
             pass
 
         def _log(self, status):
-            if options.log:
-                with log_lock, open(options.log, 'a') as handle:
-                    handle.write('%s %s %s\n' % (self.command, self.path, status))
+            if log:
+                log.line('%s %s %s' % (self.command, self.path, status))
 
         def _upstream(self, method, path, headers, body):
             conn = http.client.HTTPConnection(options.upstream, timeout=60)
@@ -155,23 +153,11 @@ def main(argv=None):
     if options.page_size < 1:
         parser.error('--page-size must be positive')
 
-    server = ThreadingHTTPServer(('127.0.0.1', options.port), make_handler(options, threading.Lock()))
-    server.daemon_threads = True
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *a: stop.set())
-    thread = threading.Thread(target=server.serve_forever, kwargs={'poll_interval': 0.1})
-    thread.daemon = True
-    thread.start()
+    log = _daemon.AppendLog(options.log) if options.log else None
+    server = ThreadingHTTPServer(('127.0.0.1', options.port), make_handler(options, log))
     if options.info_file:
-        tmp = options.info_file + '.tmp'
-        with open(tmp, 'w') as handle:
-            json.dump({'port': server.server_address[1], 'pid': os.getpid()}, handle)
-        os.replace(tmp, options.info_file)
-    deadline = time.monotonic() + options.lifetime
-    while not stop.is_set() and time.monotonic() < deadline:
-        stop.wait(0.2)
-    server.shutdown()
-    server.server_close()
+        _daemon.publish(options.info_file, json.dumps({'port': server.server_address[1], 'pid': os.getpid()}))
+    _daemon.serve(server, lifetime=options.lifetime, poll_interval=0.1)
     return 0
 
 

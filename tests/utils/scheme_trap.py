@@ -29,14 +29,12 @@ import http.client
 import http.server
 import json
 import os
-import signal
 import socket
-import socketserver
 import ssl
-import subprocess
 import sys
-import threading
 import time
+
+import _daemon
 
 HOP_BY_HOP = frozenset(('connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer',
                         'transfer-encoding', 'upgrade'))
@@ -59,18 +57,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         entry.update({'time': round(time.time(), 3), 'scheme': self.scheme, 'method': self.command,
                       'path': self.path, 'authorization': bool(authorization),
                       'auth_scheme': authorization.split(' ', 1)[0] if authorization else None})
-        with self.server.log_lock:
-            with open(self.server.log_path, 'a') as handle:
-                handle.write(json.dumps(entry, sort_keys=True) + '\n')
-
-    def _answer(self, status, headers, payload=b''):
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header('Content-Length', str(len(payload)))
-        self.end_headers()
-        if self.command != 'HEAD':
-            self.wfile.write(payload)
+        self.server.log.entry(entry)
 
     def _handle(self):
         length = int(self.headers.get('Content-Length') or 0)
@@ -79,13 +66,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if server.redirect_blobs and self.scheme == 'https' and self.command == 'GET' and '/blobs/sha256:' in self.path:
             location = 'http://%s%s' % (self.headers.get('Host') or server.host, self.path)
             self._log(status=307, trap='redirect', location=location)
-            self._answer(307, {'Location': location})
+            _daemon.respond(self, 307, {'Location': location})
             return
         if server.echo_auth and '/manifests/' in self.path and self.headers.get('Authorization'):
             error = {'errors': [{'code': 'DENIED', 'message': 'you sent: %s' % self.headers['Authorization'],
                                  'detail': {'Authorization': self.headers['Authorization']}}]}
             self._log(status=400, trap='echo')
-            self._answer(400, {'Content-Type': 'application/json'}, json.dumps(error).encode())
+            _daemon.respond(self, 400, {'Content-Type': 'application/json'}, json.dumps(error).encode())
             return
         self._forward(body)
 
@@ -121,10 +108,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _handle
 
 
-class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
+class Server(http.server.ThreadingHTTPServer):
     def finish_request(self, request, client_address):
         # In the request's thread: peek at the first byte, and speak TLS when it starts a handshake.
         request.settimeout(30)
@@ -150,75 +134,25 @@ def serve(args):
     server.redirect_blobs = args.redirect_blobs
     server.echo_auth = args.echo_auth
     server.host = '127.0.0.1:%d' % server.server_address[1]
-    server.log_path = os.path.join(args.state, 'log.jsonl')
-    server.log_lock = threading.Lock()
-    open(server.log_path, 'a').close()
-    signal.signal(signal.SIGTERM, lambda *a: threading.Thread(target=server.shutdown).start())
-    timer = threading.Timer(args.lifetime, server.shutdown)
-    timer.daemon = True
-    timer.start()
-    with open(os.path.join(args.state, 'port.tmp'), 'w') as handle:
-        handle.write(str(server.server_address[1]))
-    os.replace(os.path.join(args.state, 'port.tmp'), os.path.join(args.state, 'port'))
-    server.serve_forever(poll_interval=0.2)
-    server.server_close()
+    server.log = _daemon.AppendLog(os.path.join(args.state, 'log.jsonl'), create=True)
+    _daemon.publish(os.path.join(args.state, _daemon.PORTFILE), str(server.server_address[1]))
+    _daemon.serve(server, lifetime=args.lifetime)
 
 
 def start(args):
-    os.makedirs(args.state, exist_ok=True)
-    stop(args, quiet=True)
-    for name in ('port', 'log.jsonl'):
-        try:
-            os.unlink(os.path.join(args.state, name))
-        except FileNotFoundError:
-            pass
     argv = [sys.executable, os.path.abspath(__file__), 'serve', '--state', args.state, '--upstream', args.upstream,
             '--cert', args.cert, '--key', args.key, '--lifetime', str(args.lifetime)]
     argv += ['--upstream-ca', args.upstream_ca] if args.upstream_ca else []
     argv += ['--redirect-blobs'] if args.redirect_blobs else []
     argv += ['--echo-auth'] if args.echo_auth else []
-    with open(os.path.join(args.state, 'trap.out'), 'w') as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)
-    with open(os.path.join(args.state, 'pid'), 'w') as handle:
-        handle.write(str(process.pid))
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            with open(os.path.join(args.state, 'trap.out')) as handle:
-                sys.exit('scheme_trap: exited early: %s' % handle.read())
-        try:
-            with open(os.path.join(args.state, 'port')) as handle:
-                port = int(handle.read())
-            print(json.dumps({'port': port, 'host': '127.0.0.1:%d' % port, 'pid': process.pid,
-                              'log': os.path.join(args.state, 'log.jsonl')}))
-            return 0
-        except (FileNotFoundError, ValueError):
-            time.sleep(0.05)
-    process.terminate()
-    sys.exit('scheme_trap: did not start within 15 s')
+    port, pid = _daemon.start('scheme_trap', args.state, argv, 'trap.out', fresh=('log.jsonl',))
+    print(json.dumps({'port': port, 'host': '127.0.0.1:%d' % port, 'pid': pid,
+                      'log': os.path.join(args.state, 'log.jsonl')}))
+    return 0
 
 
-def stop(args, quiet=False):
-    pidfile = os.path.join(args.state, 'pid')
-    try:
-        with open(pidfile) as handle:
-            pid = int(handle.read())
-    except (FileNotFoundError, ValueError):
-        if not quiet:
-            print(json.dumps({'stopped': None}))
-        return 0
-    try:
-        os.kill(pid, signal.SIGTERM)
-        for dummy in range(50):
-            os.kill(pid, 0)
-            time.sleep(0.1)
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    os.unlink(pidfile)
-    if not quiet:
-        print(json.dumps({'stopped': pid}))
+def stop(args):
+    print(json.dumps({'stopped': _daemon.stop(args.state)}))
     return 0
 
 

@@ -32,13 +32,12 @@ import argparse
 import http.client
 import json
 import os
-import signal
 import socket
 import socketserver
-import subprocess
 import sys
-import threading
 import time
+
+import _daemon
 
 HOP_HEADERS = frozenset(('connection', 'keep-alive', 'transfer-encoding', 'content-length'))
 
@@ -74,14 +73,8 @@ def read_request(sock):
 class Proxy:
     def __init__(self, args):
         self.args = args
-        self.lock = threading.Lock()
         os.makedirs(args.state, exist_ok=True)
-        self.log_path = os.path.join(args.state, 'log.jsonl')
-
-    def log(self, entry):
-        with self.lock:
-            with open(self.log_path, 'a') as handle:
-                handle.write(json.dumps(entry) + '\n')
+        self.log = _daemon.AppendLog(os.path.join(args.state, 'log.jsonl'))
 
     def handle(self, sock):
         sock.settimeout(30)
@@ -115,8 +108,8 @@ class Proxy:
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass  # the client hung up
-        self.log({'method': method, 'path': path, 'mode': mode, 'status': response.status, 'sent': sent,
-                  'seconds': round(time.monotonic() - started, 3)})
+        self.log.entry({'method': method, 'path': path, 'mode': mode, 'status': response.status, 'sent': sent,
+                        'seconds': round(time.monotonic() - started, 3)}, sort_keys=False)
 
     def send_body(self, sock, mode, payload):
         if mode == 'nolength':
@@ -152,66 +145,30 @@ def serve(args):
     host, port = args.listen.rsplit(':', 1)
     server = Server((host, int(port)), Handler)
     if args.portfile:
-        with open(args.portfile + '.tmp', 'w') as handle:
-            handle.write(str(server.server_address[1]))
-        os.replace(args.portfile + '.tmp', args.portfile)
-    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
-    server.serve_forever(poll_interval=0.1)
+        _daemon.publish(args.portfile, str(server.server_address[1]))
+    _daemon.serve(server, poll_interval=0.1)
 
 
 def start(args):
-    os.makedirs(args.state, exist_ok=True)
-    stop(args, quiet=True)
-    portfile = os.path.join(args.state, 'port')
-    if os.path.exists(portfile):
-        os.unlink(portfile)
+    portfile = os.path.join(args.state, _daemon.PORTFILE)
     argv = [sys.executable, os.path.abspath(__file__), 'serve', '--state', args.state, '--upstream', args.upstream,
             '--listen', args.listen, '--mode', args.mode, '--interval', str(args.interval),
             '--max-seconds', str(args.max_seconds), '--extra', str(args.extra), '--portfile', portfile]
-    with open(os.path.join(args.state, 'server.log'), 'a') as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
-    with open(os.path.join(args.state, 'pid'), 'w') as handle:
-        handle.write(str(process.pid))
-    for dummy in range(100):
-        if os.path.exists(portfile):
-            with open(portfile) as handle:
-                print(json.dumps({'port': int(handle.read()), 'pid': process.pid}))
-            return 0
-        if process.poll() is not None:
-            break
-        time.sleep(0.1)
-    stop(args, quiet=True)
-    sys.exit('slow_server: did not start, see %s' % os.path.join(args.state, 'server.log'))
+    failure = 'slow_server: did not start, see %s' % os.path.join(args.state, 'server.log')
+    port, pid = _daemon.start('slow_server', args.state, argv, 'server.log', seconds=10, append=True, failure=failure)
+    print(json.dumps({'port': port, 'pid': pid}))
+    return 0
 
 
-def stop(args, quiet=False):
-    pidfile = os.path.join(args.state, 'pid')
-    try:
-        with open(pidfile) as handle:
-            pid = int(handle.read())
-    except (OSError, ValueError):
-        return 0
-    try:
-        os.kill(pid, signal.SIGTERM)
-        for dummy in range(50):
-            os.kill(pid, 0)
-            time.sleep(0.1)
-        os.kill(pid, signal.SIGKILL)
-    except OSError:
-        pass
-    os.unlink(pidfile)
-    if not quiet:
+def stop(args):
+    pid = _daemon.stop(args.state)
+    if pid is not None:
         print('slow_server: stopped pid %d' % pid)
     return 0
 
 
 def show_log(args):
-    entries = []
-    path = os.path.join(args.state, 'log.jsonl')
-    if os.path.exists(path):
-        with open(path) as handle:
-            entries = [json.loads(line) for line in handle if line.strip()]
-    print(json.dumps(entries))
+    print(json.dumps(_daemon.read_entries(os.path.join(args.state, 'log.jsonl'))))
     return 0
 
 

@@ -27,11 +27,12 @@ import json
 import os
 import ssl
 import subprocess
-import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+import _daemon
 
 
 def b64url(data):
@@ -49,7 +50,7 @@ class TokenServer:
         self.state = state
         self.key = key
         self.x5c = [pem_to_der_b64(cert)]
-        self.lock = threading.Lock()
+        self.requests = _daemon.AppendLog(os.path.join(state, 'token_log.jsonl'))
 
     def config(self):
         with open(os.path.join(self.state, 'token_config.json')) as f:
@@ -57,9 +58,7 @@ class TokenServer:
 
     def log(self, **entry):
         entry['time'] = time.time()
-        with self.lock:
-            with open(os.path.join(self.state, 'token_log.jsonl'), 'a') as f:
-                f.write(json.dumps(entry, sort_keys=True) + '\n')
+        self.requests.entry(entry)
 
     def sign(self, claims):
         header = {'typ': 'JWT', 'alg': 'RS256', 'x5c': self.x5c}
@@ -98,12 +97,7 @@ def make_handler(server):
             pass
 
         def _answer(self, status, body=None, log=None):
-            payload = json.dumps(body or {}).encode()
-            self.send_response(status)
-            self.send_header('Content-Type', 'application/json')
-            self.send_header('Content-Length', str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            _daemon.respond(self, status, {'Content-Type': 'application/json'}, json.dumps(body or {}).encode())
             entry = dict(log or {})
             entry.update(method=self.command, path=urlsplit(self.path).path, status=status)
             server.log(**entry)
@@ -172,12 +166,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     token_server = TokenServer(args.state, args.key, args.cert)
     httpd = ThreadingHTTPServer(('127.0.0.1', args.port), make_handler(token_server))
-    httpd.daemon_threads = True
     if args.tls_cert:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(args.tls_cert, args.tls_key)
         httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    httpd.serve_forever(poll_interval=0.2)
+    _daemon.serve(httpd)
 
 
 if __name__ == '__main__':

@@ -24,11 +24,10 @@ import argparse
 import hashlib
 import json
 import os
-import signal
 import sys
-import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import _daemon
 
 OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
 EMPTY = {'mediaType': 'application/vnd.oci.empty.v1+json', 'size': 2,
@@ -38,7 +37,7 @@ SERVED = json.dumps({'schemaVersion': 2, 'mediaType': OCI_MANIFEST, 'config': EM
 SERVED_DIGEST = 'sha256:' + hashlib.sha256(SERVED).hexdigest()
 
 
-def make_handler(log_path, log_lock):
+def make_handler(log):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = 'HTTP/1.1'
 
@@ -46,15 +45,8 @@ def make_handler(log_path, log_lock):
             pass
 
         def _answer(self, status, headers, body):
-            with log_lock, open(log_path, 'a') as handle:
-                handle.write('%s %s %d\n' % (self.command, self.path, status))
-            self.send_response(status)
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.send_header('Content-Length', str(len(body)))
-            self.end_headers()
-            if self.command != 'HEAD':
-                self.wfile.write(body)
+            log.line('%s %s %d' % (self.command, self.path, status))
+            _daemon.respond(self, status, headers, body)
 
         def do_GET(self):
             path = self.path.split('?', 1)[0]
@@ -80,23 +72,11 @@ def main(argv=None):
     parser.add_argument('--lifetime', type=float, default=240.0, help='exit after this many seconds')
     options = parser.parse_args(argv)
 
-    server = ThreadingHTTPServer(('127.0.0.1', 0), make_handler(options.log, threading.Lock()))
-    server.daemon_threads = True
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *a: stop.set())
-    thread = threading.Thread(target=server.serve_forever, kwargs={'poll_interval': 0.1})
-    thread.daemon = True
-    thread.start()
-    open(options.log, 'a').close()
-    tmp = options.info_file + '.tmp'
-    with open(tmp, 'w') as handle:
-        json.dump({'port': server.server_address[1], 'pid': os.getpid(), 'served_digest': SERVED_DIGEST}, handle)
-    os.replace(tmp, options.info_file)
-    deadline = time.monotonic() + options.lifetime
-    while not stop.is_set() and time.monotonic() < deadline:
-        stop.wait(0.2)
-    server.shutdown()
-    server.server_close()
+    log = _daemon.AppendLog(options.log, create=True)
+    server = ThreadingHTTPServer(('127.0.0.1', 0), make_handler(log))
+    _daemon.publish(options.info_file, json.dumps({'port': server.server_address[1], 'pid': os.getpid(),
+                                                   'served_digest': SERVED_DIGEST}))
+    _daemon.serve(server, lifetime=options.lifetime, poll_interval=0.1)
     return 0
 
 
