@@ -102,16 +102,16 @@ from ansible.module_utils.basic import missing_required_lib
 from ansible.plugins.lookup import LookupBase
 from ansible.utils.display import Display
 
-from ansible_collections.imagelayers.registry.plugins.module_utils._client import RegistryClient
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
     InvalidInputError,
     NotFoundError,
     RegistryError,
 )
-from ansible_collections.imagelayers.registry.plugins.module_utils._http import HAS_REQUESTS, HTTPSession
 from ansible_collections.imagelayers.registry.plugins.module_utils._inspect import inspect_image
 from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import Platform
 from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.client import RegistryClient
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.transport import HAS_REQUESTS, HTTPSession
 from ansible_collections.imagelayers.registry.plugins.module_utils._tagging import resolve_source
 from ansible_collections.imagelayers.registry.plugins.plugin_utils._options import (
     connection_options,

@@ -25,12 +25,10 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._blobs import
     MemorySink,
     blob_path,
     default_file_mode,
-    ensure_pool_size,
     fetch_blob,
     verify_file,
     write_bytes,
 )
-from ansible_collections.imagelayers.registry.plugins.module_utils._client import MAX_CONFIG_SIZE
 from ansible_collections.imagelayers.registry.plugins.module_utils._digest import validate_digest
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
     AuthenticationError,
@@ -46,6 +44,7 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._manifest imp
     parse_json,
     platform_label,
 )
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.client import MAX_CONFIG_SIZE
 
 CHECKS = ('full', 'exists')
 DEFAULT_WORKERS = 4
@@ -430,7 +429,7 @@ class BlobVerifier:
         """Verify every selected item with the worker pool."""
         pending = [self.items[d] for d in self.order]
         if self.http is not None:
-            ensure_pool_size(self.http, self.workers)
+            self.http.ensure_pool_size(self.workers)
         # The first transfer alone: it settles the scheme and the token that the workers then share.
         queue = [item for item in pending if item.status == 'pending']
         done_first = False

@@ -3,30 +3,26 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 #
 # Private to this collection: may change without notice between releases.
-"""Streaming, verifying blob transfer: the one place where blob bytes are hashed and counted.
-
-Building blocks, reused by every module that moves blobs:
+"""Verified blob bytes: the one place where blob bytes are hashed and counted.
 
 ``BlobCheck``
     hash-and-size accounting for the bytes of one blob, in order; ``verify()``
     raises IntegrityError naming the expected and the actual digest and size.
-``iter_verified(read, check)``
-    reads fixed-size chunks from a ``read(n)`` callable, never more than the
-    expected size (+1 byte to detect an overlong body), hashes them and yields
-    them; raises IntegrityError at the end when they do not verify.
+``iter_verified(read, check)`` / ``iter_verified_into(readinto, check)``
+    read fixed-size chunks, never more than the expected size (+1 byte to
+    detect an overlong body), hash them and yield them; raise IntegrityError
+    at the end when they do not verify.
 ``VerifiedBody``
-    an iterable with a length, for streaming an upload body through
-    ``requests`` (Content-Length, 1 MiB chunks) while it is verified, e.g.
-    straight from a source registry's GET response.
+    an upload body for ``requests`` (Content-Length, 1 MiB chunks), verified
+    while it streams, e.g. straight from a source registry's blob reader.
 ``fetch_blob(client, repository, digest, size, sink)``
-    a streaming GET that checks ``Content-Length`` before reading, hashes while
-    reading, resumes a dropped connection with ``Range`` (or restarts), and
-    feeds a sink; each request has a total deadline (see ``_transport``).
-``BlobFile`` / ``MemorySink``
+    a blob from the registry into a sink, through the client's resumable
+    ``BlobReader``, hashed while it arrives.
+``BlobFile`` / ``MemorySink`` / ``NullSink``
     sinks: a temporary file in the destination directory renamed into place
-    only after verification, or a size-limited buffer for small JSON blobs.
-    Both refuse, before anything is requested, a blob that cannot fit
-    (``reserve(size)``: the free space of the filesystem, the buffer's limit).
+    only after verification, a size-limited buffer for small JSON blobs, or
+    nothing. ``reserve(size)`` refuses, before anything is requested, a blob
+    that cannot fit (the free space of the filesystem, the buffer's limit).
 ``verify_file(path, digest, size)``
     checks a file already on disk.
 """
@@ -35,7 +31,6 @@ from __future__ import annotations
 
 import errno
 import functools
-import http.client
 import os
 import tempfile
 import time
@@ -44,35 +39,16 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._digest impor
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
     IntegrityError,
     RegistryError,
-    RegistryHTTPError,
     TransportError,
 )
-from ansible_collections.imagelayers.registry.plugins.module_utils._transport import (
-    Deadline,
-    DeadlineExceeded,
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.reader import BLOB_READ_ERRORS
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.transport import (
+    TRANSFER_ERRORS,
     describe_exception,
-    guard,
 )
-
-try:
-    import requests.adapters
-    import requests.exceptions
-    import urllib3.exceptions
-    _TRANSFER_ERRORS = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError,
-                        http.client.HTTPException, OSError)
-    _ADAPTER = requests.adapters.HTTPAdapter
-except ImportError:  # the module reports missing_required_lib('requests')
-    _TRANSFER_ERRORS = (http.client.HTTPException, OSError)
-    _ADAPTER = None
 
 # Measured on loopback with hashlib sha256: 1 MiB reads beat 64 KiB and 8 MiB ones.
 CHUNK_SIZE = 1024 * 1024
-BACKOFF_BASE = 0.5
-MAX_BACKOFF = 30.0
-
-
-def _backoff(attempt):
-    return min(MAX_BACKOFF, BACKOFF_BASE * (2 ** (attempt - 1)))
 
 
 def blob_path(root, digest):
@@ -93,12 +69,6 @@ class BlobCheck:
         self.digest = digest
         self.size = size if size is None else int(size)
         self.what = what or 'blob %s' % digest
-        self.count = 0
-        self.overlong = False
-        self._hasher = new_hasher(self.algorithm)
-
-    def reset(self):
-        """Forget everything fed so far (a transfer restarting from byte 0)."""
         self.count = 0
         self.overlong = False
         self._hasher = new_hasher(self.algorithm)
@@ -214,7 +184,7 @@ class VerifiedBody:
     and writes each chunk as it comes (a file-like object would be read in
     16 KiB blocks). The last iteration raises IntegrityError when the bytes do
     not verify, which aborts the upload before it is committed. For a copy,
-    ``VerifiedBody(_transport.deadline_reader(...)[0], digest, size)`` streams the
+    ``VerifiedBody(client.blob_reader(...).open()[0], digest, size)`` streams the
     source blob into the upload while verifying it.
     """
 
@@ -247,7 +217,7 @@ class VerifiedBody:
         """
         try:
             return self._read(amount)
-        except _TRANSFER_ERRORS as exc:
+        except TRANSFER_ERRORS as exc:
             raise TransportError('Reading the %s failed after %d of %d bytes: %s'
                                  % (self.check.what, self.check.count, self.check.size, describe_exception(exc)),
                                  url=self._url, details={'expected_digest': self.check.digest,
@@ -260,9 +230,6 @@ class NullSink:
     """Verify only: the bytes go nowhere."""
 
     def write(self, chunk):
-        pass
-
-    def restart(self):
         pass
 
 
@@ -285,9 +252,6 @@ class MemorySink:
             raise IntegrityError('The blob is larger than %d bytes; refusing to keep it in memory' % self.limit)
         self.buffer += chunk
 
-    def restart(self):
-        del self.buffer[:]
-
     def getvalue(self):
         return bytes(self.buffer)
 
@@ -305,7 +269,6 @@ class BlobFile:
         self.path = blob_path(root, digest)
         self.directory = os.path.dirname(self.path)
         self.mode = mode
-        self._fd = None
         self._file = None
         self.temp_path = None
 
@@ -345,10 +308,6 @@ class BlobFile:
             self._file.write(chunk)
         except OSError as exc:
             raise RegistryError('Cannot write %s: %s' % (self.temp_path, exc.strerror or exc))
-
-    def restart(self):
-        self._file.seek(0)
-        self._file.truncate()
 
     def commit(self):
         """Flush, fsync and rename the verified file into place."""
@@ -443,62 +402,6 @@ def verify_file(path, digest, size=None, chunk_size=CHUNK_SIZE):
 
 
 # -- the network side ---------------------------------------------------------
-def ensure_pool_size(http, size):
-    """Let ``http`` (an HTTPSession) keep at least ``size`` connections per host.
-
-    requests keeps 10 connections per host by default; more workers than that
-    would open and throw away connections all the time.
-    """
-    session = getattr(http, 'session', None)
-    if _ADAPTER is None or session is None or not hasattr(session, 'adapters'):
-        return
-    for prefix in ('https://', 'http://'):
-        adapter = session.adapters.get(prefix)
-        current = getattr(adapter, '_pool_maxsize', 10) if adapter is not None else 0
-        if current < size:
-            session.mount(prefix, _ADAPTER(pool_connections=10, pool_maxsize=size))
-
-
-def _content_length(response):
-    value = response.headers.get('Content-Length')
-    if value is None:
-        return None
-    value = value.strip()
-    return int(value) if value.isdigit() else None
-
-
-def _content_range_start(response):
-    """First byte position of a ``Content-Range: bytes a-b/c`` answer, or None."""
-    value = (response.headers.get('Content-Range') or '').strip()
-    if not value.startswith('bytes ') or '-' not in value:
-        return None
-    start = value[6:].split('-', 1)[0].strip()
-    return int(start) if start.isdigit() else None
-
-
-class _ConnectionDropped(Exception):
-    """The body ended before its Content-Length: the connection was cut."""
-
-
-# What ends one attempt of a blob transfer, to be resumed or started over.
-_RETRYABLE = (_ConnectionDropped, DeadlineExceeded) + _TRANSFER_ERRORS
-
-
-def _body_readinto(response):
-    """``readinto(buffer)`` straight on the http.client response under requests/urllib3, or None.
-
-    Used only for a plain (not decoded) body that nothing has read yet; then
-    urllib3 adds nothing to the bytes but a copy per read.
-    """
-    raw = getattr(response, 'raw', None)
-    fp = getattr(raw, '_fp', None)
-    if fp is None or not hasattr(fp, 'readinto') or getattr(raw, '_fp_bytes_read', 0):
-        return None
-    if getattr(raw, '_decoder', None) is not None:
-        return None
-    return fp.readinto
-
-
 class FetchResult:
     """What one blob transfer did: the check, the attempts, the bytes that went over the wire."""
 
@@ -509,6 +412,13 @@ class FetchResult:
         self.restarted = 0
         self.bytes_transferred = 0
 
+    def count(self, reader):
+        """Take the counts of ``reader`` (a BlobReader)."""
+        self.attempts = reader.attempts
+        self.resumed = reader.resumed
+        self.restarted = reader.restarted
+        self.bytes_transferred = reader.bytes_transferred
+
 
 def fetch_blob(client, repository, digest, size=None, sink=None, retries=3, chunk_size=CHUNK_SIZE,
                sleep=time.sleep, what=None, result=None):
@@ -518,11 +428,8 @@ def fetch_blob(client, repository, digest, size=None, sink=None, retries=3, chun
       anything is requested;
     - ``Content-Length`` that disagrees with ``size`` fails before any byte is read;
     - never more than ``size`` (+1) bytes are read, with or without a ``Content-Length``;
-    - each request must finish within ``timeout + bytes / MIN_RATE`` seconds
-      (see ``_transport``), also while a read is blocked on a dripping server;
-    - a connection that drops mid-body (or misses its deadline) is resumed with
-      ``Range: bytes=N-`` (the hash state is kept), or restarted from zero when
-      the registry ignores the range; at most ``retries`` times;
+    - the client's BlobReader resumes a dropped connection (or a missed
+      deadline) with ``Range``, at most ``retries`` times;
     - raises IntegrityError when the bytes do not verify, NotFoundError for a
       blob the registry does not have, TransportError when the retries are spent.
 
@@ -535,100 +442,27 @@ def fetch_blob(client, repository, digest, size=None, sink=None, retries=3, chun
     reserve = getattr(sink, 'reserve', None)
     if reserve is not None:
         reserve(check.size)
-    timeout = _timeout_of(client)
-    url = client.api.url('/v2/%s/blobs/%s' % (repository, digest))
-    while True:
-        result.attempts += 1
-        offset = check.count
-        headers = {'Range': 'bytes=%d-' % offset} if offset else None
-        deadline = Deadline(timeout, None if check.size is None else check.size - offset, 'the transfer')
-        response = client.open_blob(repository, digest, headers=headers)
-        try:
-            deadline.watch(response)
-            url = getattr(response, 'url', None) or url
-            offset = _start_of(response, check, sink, offset, result, url)
-            _stream(response, check, sink, offset, result, deadline, chunk_size, url)
-        except IntegrityError:
-            raise
-        except _RETRYABLE as exc:
-            if result.attempts > retries:
-                raise TransportError(
-                    'Reading the %s failed after %d attempt%s, %d of %s bytes received: %s'
-                    % (check.what, result.attempts, '' if result.attempts == 1 else 's', check.count,
-                       'unknown' if check.size is None else check.size, describe_exception(exc)),
-                    url=url, attempts=result.attempts,
-                    details={'expected_digest': digest, 'expected_size': check.size, 'actual_size': check.count})
-            sleep(_backoff(result.attempts))
-            continue
-        finally:
-            deadline.cancel()
-            response.close()
-        check.verify(url)
-        return result
+    reader = client.blob_reader(repository, digest, check.size, what=check.what, retries=retries, sleep=sleep,
+                                deadline_what='the transfer')
+    try:
+        reader.open()
+        _stream(reader, check, sink, chunk_size)
+    finally:
+        reader.close()
+        result.count(reader)
+    check.verify(reader.url)
+    return result
 
 
-def _timeout_of(client):
-    """The ``timeout`` option of the client's connection (seconds)."""
-    options = getattr(getattr(client, 'api', None), 'options', None)
-    return float(getattr(options, 'timeout', None) or 60.0)
-
-
-def _start_of(response, check, sink, offset, result, url):
-    """Where the body of ``response`` starts in the blob: ``offset`` when the range was honoured, else 0."""
-    if offset:
-        if response.status_code == 206 and _content_range_start(response) == offset:
-            result.resumed += 1
-            return offset
-        # The registry (or its storage backend) ignored the range: start over.
-        check.reset()
-        sink.restart()
-        result.restarted += 1
-        return 0
-    if response.status_code != 200:
-        raise RegistryHTTPError('GET %s answered HTTP %d to a request without Range'
-                                % (check.what, response.status_code), status=response.status_code, url=url)
-    return 0
-
-
-def _stream(response, check, sink, offset, result, deadline, chunk_size, url):
-    """Read the body of ``response`` into ``sink`` through ``check``, within ``deadline``."""
-    announced = _content_length(response)
-    if announced is not None and check.size is not None and announced != check.size - offset:
-        raise IntegrityError(
-            'The registry announced %d bytes for the %s, its descriptor says %d bytes; not reading it'
-            % (announced + offset, check.what, check.size),
-            url=url, details={'expected_digest': check.digest, 'expected_size': check.size,
-                              'actual_digest': None, 'actual_size': announced + offset,
-                              'reason': 'Content-Length disagrees with the descriptor; not read'})
-    grow = check.size is None
-    if not grow:
-        deadline.allow(check.size - offset)  # a restart from zero may read the whole blob
-    readinto = _body_readinto(response)
-    if readinto is not None:
-        def counted_readinto(view):
-            count = readinto(view)
-            result.bytes_transferred += count
-            return count
-
-        for chunk in iter_verified_into(guard(counted_readinto, deadline, grow), check, chunk_size, url=url,
-                                        verify=False):
+def _stream(reader, check, sink, chunk_size):
+    """Read the blob from ``reader`` into ``sink`` through ``check``; a failure the reader gave up on, in words."""
+    try:
+        for chunk in iter_verified_into(reader.readinto, check, chunk_size, url=reader.url, verify=False):
             sink.write(chunk)
-        if announced is not None and check.remaining:
-            # http.client ends a Content-Length body quietly when the peer hangs up early.
-            raise _ConnectionDropped('Connection broken: %d of %d bytes received'
-                                     % (check.count - offset, announced))
-        # Fully read: hand the connection back to the pool for the next blob.
-        deadline.cancel()
-        release = getattr(response.raw, 'release_conn', None)
-        if release is not None and response.raw._fp.isclosed():
-            release()
-        return
-    raw_read = response.raw.read
-
-    def read(amount):
-        data = raw_read(amount, decode_content=False)
-        result.bytes_transferred += len(data)
-        return data
-
-    for chunk in iter_verified(guard(read, deadline, grow), check, chunk_size, url=url, verify=False):
-        sink.write(chunk)
+    except BLOB_READ_ERRORS as exc:
+        raise TransportError(
+            'Reading the %s failed after %d attempt%s, %d of %s bytes received: %s'
+            % (check.what, reader.attempts, '' if reader.attempts == 1 else 's', check.count,
+               'unknown' if check.size is None else check.size, describe_exception(exc)),
+            url=reader.url, attempts=reader.attempts,
+            details={'expected_digest': check.digest, 'expected_size': check.size, 'actual_size': check.count})

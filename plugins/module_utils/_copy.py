@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 
-from ansible_collections.imagelayers.registry.plugins.module_utils._blobs import ensure_pool_size
 from ansible_collections.imagelayers.registry.plugins.module_utils._digest import validate_digest
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
     IntegrityError,
@@ -37,6 +36,7 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._manifest imp
     platform_label,
     select_platform,
 )
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.transport import deadline_reader
 from ansible_collections.imagelayers.registry.plugins.module_utils._tagging import (
     TagSync,
     check_expected_digest,
@@ -45,7 +45,6 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._tagging impo
     resolve_source,
 )
 from ansible_collections.imagelayers.registry.plugins.module_utils._tags import parallel_map
-from ansible_collections.imagelayers.registry.plugins.module_utils._transport import deadline_reader
 from ansible_collections.imagelayers.registry.plugins.module_utils._upload import BlobSource, TransferStats, ensure_blob
 
 DEFAULT_WORKERS = 4
@@ -133,7 +132,7 @@ def publish(client, reference, plan, source, overwrite=True, check_mode=False, w
             return TagSync(reference.repository_name, digest, entries), stats
     elif client.head_manifest(repository, digest) is not None:
         return None, stats
-    ensure_pool_size(client.api.http, workers + 2)
+    client.api.http.ensure_pool_size(workers + 2)
 
     def blob(descriptor):
         return ensure_blob(client, repository, descriptor, source, stats, retries=retries, check_mode=check_mode)

@@ -27,11 +27,11 @@ import os
 import re
 import subprocess
 
-from ansible_collections.imagelayers.registry.plugins.module_utils._auth import Credentials
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
     AuthenticationError,
     InvalidInputError,
 )
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.auth import Credentials
 
 HUB_REGISTRY = 'docker.io'
 HUB_SERVER_URL = 'https://index.docker.io/v1/'

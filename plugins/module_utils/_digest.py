@@ -40,14 +40,6 @@ def validate_digest(digest, what='digest'):
     return algorithm, encoded
 
 
-def is_digest(value):
-    try:
-        validate_digest(value)
-    except InvalidInputError:
-        return False
-    return True
-
-
 def new_hasher(algorithm='sha256'):
     return hashlib.new(algorithm)
 

@@ -15,18 +15,18 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
-from ansible_collections.imagelayers.registry.plugins.module_utils._auth import Credentials
-from ansible_collections.imagelayers.registry.plugins.module_utils._client import RegistryClient
 from ansible_collections.imagelayers.registry.plugins.module_utils._credentials import lookup as lookup_credentials
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
     InvalidInputError,
     RegistryError,
     fail_from_error,
 )
-from ansible_collections.imagelayers.registry.plugins.module_utils._http import (
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.auth import Credentials
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.client import RegistryClient
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.config import ConnectionConfig
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.transport import (
     HAS_REQUESTS,
     REQUESTS_IMPORT_ERROR,
-    ConnectionOptions,
     HTTPSession,
 )
 
@@ -101,7 +101,7 @@ class RegistryModule:
         self._stored_credentials = {}
 
     def connection_options(self, prefix=''):
-        """ConnectionOptions from the module's parameters.
+        """ConnectionConfig from the module's parameters.
 
         ``prefix`` (``src_``, ``dest_``) selects one side of a module that talks to two
         registries (see :func:`side_argument_spec`): that side's credentials when any of
@@ -145,9 +145,9 @@ class RegistryModule:
                     name, path, 'is not a file' if os.path.exists(path) else 'does not exist'))
             if path and not os.access(path, os.R_OK):
                 raise InvalidInputError('%s %s is not readable' % (name, path))
-        return ConnectionOptions(credentials=credentials, validate_certs=validate_certs,
-                                 ca_path=ca_path, timeout=timeout, retries=retries,
-                                 client_cert=client_cert, client_key=client_key)
+        return ConnectionConfig(credentials=credentials, validate_certs=validate_certs,
+                                ca_path=ca_path, timeout=timeout, retries=retries,
+                                client_cert=client_cert, client_key=client_key)
 
     def stored_credentials(self, reference):
         """Credentials for ``reference`` from config.json, a credential helper or auth.json (None: anonymous).

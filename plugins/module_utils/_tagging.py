@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import uuid
 
-from ansible_collections.imagelayers.registry.plugins.module_utils._auth import scope_for
 from ansible_collections.imagelayers.registry.plugins.module_utils._digest import compute_digest, validate_digest
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
     IntegrityError,
@@ -36,7 +35,7 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._errors impor
 )
 from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import OCI_MANIFEST, SCHEMA1_TYPES
 from ansible_collections.imagelayers.registry.plugins.module_utils._reference import validate_tag
-from ansible_collections.imagelayers.registry.plugins.module_utils._tags import parallel_map, run_all
+from ansible_collections.imagelayers.registry.plugins.module_utils._tags import parallel_map, run_first_then_all
 from ansible_collections.imagelayers.registry.plugins.module_utils._upload import upload_bytes
 
 # The OCI "empty" descriptor: the 2-byte JSON document "{}".
@@ -184,11 +183,7 @@ def put_tags(client, repository, tags, digest, media_type, manifest, overwrite=T
         return answered
 
     # The first write alone (it fetches the push token the others share); the rest in parallel.
-    outcomes = run_all(write, to_write[:1])
-    if outcomes[0][0]:
-        outcomes += run_all(write, to_write[1:])
-    else:
-        outcomes += [(False, None)] * (len(to_write) - 1)
+    outcomes = run_first_then_all(write, to_write)
     failures = []
     for entry, (ok, value) in zip(to_write, outcomes):
         if not ok and value is None:
@@ -277,7 +272,6 @@ class TagDeleter:
 
     def __init__(self, client, repository, repository_name=None):
         self.client = client
-        self.api = client.api
         self.repository = repository
         self.name = repository_name or repository
         self.tag_delete = None        # None: not tried yet; False: the registry has no tag DELETE
@@ -285,10 +279,7 @@ class TagDeleter:
         self.empty_blob_ready = False
 
     def _delete(self, reference, what):
-        path = '/v2/%s/manifests/%s' % (self.repository, reference)
-        response = self.api.request('DELETE', path, scopes=[scope_for(self.repository, 'delete')],
-                                    expected=(200, 202, 204), what=what)
-        response.close()
+        self.client.delete_manifest(self.repository, reference, what=what)
 
     def delete(self, tag, digest):
         """Remove ``tag`` (currently at ``digest``); never deletes ``digest`` itself.

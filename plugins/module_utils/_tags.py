@@ -11,9 +11,8 @@ import json
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
-from ansible_collections.imagelayers.registry.plugins.module_utils._auth import scope_for
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
     InvalidInputError,
     NotFoundError,
@@ -46,29 +45,25 @@ def parallel_map(function, items, workers=MAX_WORKERS):
     items = list(items)
     if len(items) <= 1 or workers <= 1:
         return [function(item) for item in items]
-    # The first call alone: it learns the scheme and fetches the token the others then share,
-    # instead of every thread answering the same 401 with its own token request.
-    first = function(items[0])
-    return [first] + _parallel_rest(function, items[1:], workers)
-
-
-def _parallel_rest(function, items, workers):
-    outcomes = [None] * len(items)
-
-    def call(index):
-        try:
-            outcomes[index] = (True, function(items[index]))
-        except Exception as exc:  # re-raised below, in the caller's thread
-            outcomes[index] = (False, exc)
-
-    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
-        list(pool.map(call, range(len(items))))
     results = []
-    for ok, value in outcomes:
+    for ok, value in run_first_then_all(function, items, workers):
         if not ok:
-            raise value
+            raise value  # in the caller's thread, once every call has finished
         results.append(value)
     return results
+
+
+def run_first_then_all(function, items, workers=MAX_WORKERS):
+    """Like run_all, but the first call runs alone; when it fails, the others are not attempted: ``(False, None)``.
+
+    The first call learns the scheme and fetches the token the others then share,
+    instead of every thread answering the same 401 with its own token request.
+    """
+    items = list(items)
+    outcomes = run_all(function, items[:1], workers)
+    if outcomes and not outcomes[0][0]:
+        return outcomes + [(False, None)] * (len(items) - 1)
+    return outcomes + run_all(function, items[1:], workers)
 
 
 def run_all(function, items, workers=MAX_WORKERS):
@@ -145,18 +140,10 @@ def _too_many_pages(name, bound, page_size):
             % (name, bound, asked, MAX_TAGS))
 
 
-def _read_page(client, path, repository, name, budget):
-    """``(url, body bytes, Link header)`` of one page, reading at most ``min(MAX_PAGE_BYTES, budget)`` bytes."""
-    response = client.api.request('GET', path, scopes=[scope_for(repository, 'pull')],
-                                  headers={'Accept': 'application/json'}, stream=True,
-                                  what='GET tag list of %s' % name)
-    # Only now is the scheme of a loopback registry known.
-    url = client.api.url(path) if '://' not in path else path
-    try:
-        raw = response.raw.read(min(MAX_PAGE_BYTES, budget) + 1, decode_content=True)
-        link = response.headers.get('Link')
-    finally:
-        response.close()
+def _read_page(client, repository, page_size, next_url, name, budget):
+    """``(url, body bytes, Link header)`` of one page, refused past ``min(MAX_PAGE_BYTES, budget)`` bytes."""
+    page = client.tags_page(repository, page_size, url=next_url, limit=min(MAX_PAGE_BYTES, budget) + 1, name=name)
+    url, raw, link = page.url, page.body, page.link
     if len(raw) > MAX_PAGE_BYTES:
         raise RegistryHTTPError('A tag list page of %s is larger than %d bytes' % (name, MAX_PAGE_BYTES), url=url)
     if len(raw) > budget:
@@ -190,19 +177,16 @@ def list_tags(client, repository, page_size=None, name=None):
     if page_size is not None and (page_size < 1 or page_size > 100000):
         raise InvalidInputError('page_size must be between 1 and 100000, got %r' % (page_size,))
     name = name or repository
-    path = '/v2/%s/tags/list' % repository
-    if page_size:
-        path += '?' + urlencode({'n': page_size})
     bound = page_bound(page_size)
     seen_urls, seen_tags, tags = set(), set(), []
     pages = received = 0
-    while path:
+    next_url = None
+    while pages == 0 or next_url:
         if pages >= bound:
-            raise RegistryHTTPError(_too_many_pages(name, bound, page_size),
-                                    url=client.api.url(path) if '://' not in path else path,
+            raise RegistryHTTPError(_too_many_pages(name, bound, page_size), url=next_url,
                                     details={'pages': pages, 'max_pages': bound})
         pages += 1
-        url, raw, link = _read_page(client, path, repository, name, MAX_LISTING_BYTES - received)
+        url, raw, link = _read_page(client, repository, page_size, next_url, name, MAX_LISTING_BYTES - received)
         received += len(raw)
         seen_urls.add(url)
         tags.extend(clean_tags(_page_entries(raw, name, url), seen_tags))
@@ -210,10 +194,10 @@ def list_tags(client, repository, page_size=None, name=None):
             raise RegistryHTTPError('The tag listing of %s has more than %d tags after %d pages; giving up'
                                     % (name, MAX_TAGS, pages), url=url, details={'pages': pages})
         target = next_link(link)
-        path = urljoin(url, target) if target else None
-        if path in seen_urls:
+        next_url = urljoin(url, target) if target else None
+        if next_url in seen_urls:
             raise RegistryHTTPError('The tag listing of %s loops: the registry links back to the page %s'
-                                    % (name, urlsplit(path).path), url=path)
+                                    % (name, urlsplit(next_url).path), url=next_url)
     return tags, pages
 
 

@@ -9,21 +9,17 @@
 - :func:`ensure_blob` makes sure the destination repository has a blob: a HEAD
   first (skip what is there), a cross-repository mount when the source lives in
   the same registry (201: done; 202: upload on the ``Location`` it returned), or
-  a monolithic upload whose body is streamed from a source (another registry's
-  GET response, a file in an archive) and hashed and counted on the way, so a
-  blob that does not verify is never committed.
+  a monolithic upload whose body is streamed from a :class:`BlobSource` (another
+  registry's blob reader, a file in an archive) and hashed and counted on the way,
+  so a blob that does not verify is never committed.
 
-``Location`` answers may be relative or absolute and may carry a query string
-(distribution puts its upload state there); ``digest=`` is appended to it.
+The requests themselves are the client's (``start_upload``, ``finish_upload``).
 """
 
 from __future__ import annotations
 
-import http.client
 import threading
-from urllib.parse import quote, urlsplit
 
-from ansible_collections.imagelayers.registry.plugins.module_utils._auth import scope_for
 from ansible_collections.imagelayers.registry.plugins.module_utils._blobs import VerifiedBody
 from ansible_collections.imagelayers.registry.plugins.module_utils._digest import validate_digest
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
@@ -33,81 +29,17 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._errors impor
     RegistryHTTPError,
     TransportError,
 )
-from ansible_collections.imagelayers.registry.plugins.module_utils._transport import describe_exception
-
-try:
-    import requests.exceptions
-    import urllib3.exceptions
-    _RAW_ERRORS = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException,
-                   OSError)
-except ImportError:  # the module reports missing_required_lib('requests')
-    _RAW_ERRORS = (http.client.HTTPException, OSError)
-
-OCTET_STREAM = {'Content-Type': 'application/octet-stream'}
-
-
-def upload_location(repository, location):
-    """The URL or ``/v2/...`` path to continue an upload at, from a ``Location`` header."""
-    if not location:
-        raise RegistryHTTPError('The registry started a blob upload to %s without a Location header' % repository)
-    location = location.strip()
-    if '://' in location or location.startswith('/'):
-        return location
-    # A bare upload id (or a path relative to the uploads collection).
-    return '/v2/%s/blobs/uploads/%s' % (repository, location)
-
-
-def with_digest(location, digest):
-    """``location`` with ``digest=<digest>`` added to its query string (existing parameters kept)."""
-    base, sep, fragment = location.partition('#')
-    joiner = '&' if '?' in base else '?'
-    if base.endswith(('?', '&')):
-        joiner = ''
-    return base + joiner + 'digest=' + quote(digest, safe=':') + (sep + fragment if sep else '')
-
-
-def _same_host(api, location):
-    """True when ``location`` (absolute) is on the registry host ``api`` talks to."""
-    if '://' not in location:
-        return True
-    return urlsplit(location).netloc == api.api_host
-
-
-def start_upload(client, repository, mount=None, mount_from=None):
-    """POST an upload (optionally a mount); ``(True, None)`` when mounted, else ``(False, location)``."""
-    path = '/v2/%s/blobs/uploads/' % repository
-    scopes = [scope_for(repository, 'pull,push')]
-    what = 'start blob upload to %s' % repository
-    if mount and mount_from:
-        path += '?mount=%s&from=%s' % (quote(mount, safe=':'), quote(mount_from, safe='/'))
-        scopes.append(scope_for(mount_from, 'pull'))
-        what = 'mount blob %s from %s into %s' % (mount, mount_from, repository)
-    expected = (201, 202) if mount else (202,)
-    response = client.api.request('POST', path, scopes=scopes, expected=expected, what=what)
-    response.close()
-    if response.status_code == 201:
-        return True, None
-    return False, upload_location(repository, response.headers.get('Location'))
-
-
-def finish_upload(client, repository, location, digest, body):
-    """The monolithic PUT of ``body`` (bytes or a VerifiedBody) to ``location`` with ``?digest=``."""
-    response = client.api.request(
-        'PUT', with_digest(location, digest), scopes=[scope_for(repository, 'pull,push')], data=body,
-        headers=OCTET_STREAM, expected=(201, 204), what='upload blob %s to %s' % (digest, repository))
-    response.close()
-    answered = response.headers.get('Docker-Content-Digest')
-    if answered and answered != digest:
-        raise IntegrityError('The registry stored the blob uploaded as %s in %s as %s' % (digest, repository, answered),
-                             details={'expected_digest': digest, 'actual_digest': answered})
-    return response
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.transport import (
+    TRANSFER_ERRORS,
+    describe_exception,
+)
 
 
 def upload_bytes(client, repository, data, digest):
     """Upload a small blob held in memory: POST to start, one PUT with the bytes."""
     validate_digest(digest)
-    dummy, location = start_upload(client, repository)
-    finish_upload(client, repository, location, digest, data)
+    dummy, location = client.start_upload(repository)
+    client.finish_upload(repository, location, digest, data)
 
 
 class TransferStats:
@@ -137,7 +69,6 @@ class BlobSource:
 
     name = 'the source'   # for messages: where the bytes come from
     mount_from = None     # a repository in the destination registry that holds the blobs
-    retryable = True      # whether a failed streamed upload may be started over
 
     def open(self, descriptor):
         """``(read, close)`` for the blob's bytes: ``read(n)`` returns at most n bytes, b'' at the end."""
@@ -164,7 +95,7 @@ def ensure_blob(client, repository, descriptor, source, stats, retries=3, check_
     location = None
     if source.mount_from:
         try:
-            mounted, location = start_upload(client, repository, mount=digest, mount_from=source.mount_from)
+            mounted, location = client.start_upload(repository, mount=digest, mount_from=source.mount_from)
         except AuthenticationError:
             mounted, location = False, None  # not allowed to read the other repository: upload instead
         if mounted:
@@ -174,19 +105,17 @@ def ensure_blob(client, repository, descriptor, source, stats, retries=3, check_
     while True:
         attempt += 1
         if location is None:
-            dummy, location = start_upload(client, repository)
+            dummy, location = client.start_upload(repository)
         if size is None:
             raise IntegrityError('The descriptor of blob %s has no size' % digest)
         read, close = source.open(descriptor)
         body = VerifiedBody(read, digest, size, what='blob %s from %s' % (digest, source.name))
         try:
             _send_body(client, repository, location, digest, body)
-        except IntegrityError:
-            raise
         except (TransportError, RegistryHTTPError) as error:
             # A streamed body cannot be replayed by the HTTP layer: start the blob over, a few times.
             transient = isinstance(error, TransportError) or (error.status or 500) >= 500
-            if attempt > retries or not source.retryable or not transient:
+            if attempt > retries or not transient:
                 raise _with_context(error, digest, repository)
             location = None
             continue
@@ -199,10 +128,8 @@ def ensure_blob(client, repository, descriptor, source, stats, retries=3, check_
 def _send_body(client, repository, location, digest, body):
     """finish_upload, with any failure the HTTP layer let through told in words (a TransportError)."""
     try:
-        return finish_upload(client, repository, location, digest, body)
-    except RegistryError:
-        raise
-    except _RAW_ERRORS as exc:
+        return client.finish_upload(repository, location, digest, body)
+    except TRANSFER_ERRORS as exc:
         raise TransportError('Uploading blob %s to %s failed: %s' % (digest, repository, describe_exception(exc)),
                              details={'expected_digest': digest, 'actual_size': body.check.count})
 

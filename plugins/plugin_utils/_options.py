@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.imagelayers.registry.plugins.module_utils._auth import Credentials
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import InvalidInputError
-from ansible_collections.imagelayers.registry.plugins.module_utils._http import ConnectionOptions
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.auth import Credentials
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.config import ConnectionConfig
 
 try:  # ansible-core >= 2.19: a variable templated to ``omit`` sets nothing
     from ansible.errors import AnsibleValueOmittedError
@@ -86,7 +86,7 @@ def _optional(get_option, name):
 
 
 def connection_options(get_option, source='plugin options'):
-    """ConnectionOptions from a plugin's resolved options; raise InvalidInputError like the modules do.
+    """ConnectionConfig from a plugin's resolved options; raise InvalidInputError like the modules do.
 
     The checks are the modules' ones: ``token`` excludes ``username``/``password``,
     ``username`` and ``password`` go together, ``timeout`` > 0, 0 <= ``retries`` <= 20.
@@ -125,9 +125,9 @@ def connection_options(get_option, source='plugin options'):
             raise InvalidInputError('%s %s %s' % (name, path, 'is not a file' if os.path.exists(path) else 'does not exist'))
     if client_cert:
         extra = {'client_cert': client_cert, 'client_key': client_key}
-    return ConnectionOptions(credentials=credentials,
-                             validate_certs=True if validate_certs is None else bool(validate_certs),
-                             ca_path=get_option('ca_path') or None, timeout=timeout, retries=retries, **extra)
+    return ConnectionConfig(credentials=credentials,
+                            validate_certs=True if validate_certs is None else bool(validate_certs),
+                            ca_path=get_option('ca_path') or None, timeout=timeout, retries=retries, **extra)
 
 
 def has_credentials(options):

@@ -18,13 +18,14 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler
 
-from ansible_collections.imagelayers.registry.plugins.module_utils._client import RegistryClient
-from ansible_collections.imagelayers.registry.plugins.module_utils._http import ConnectionOptions, HTTPSession
 from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import (
     DOCKER_MANIFEST,
     OCI_INDEX,
     OCI_MANIFEST,
 )
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.client import RegistryClient
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.config import ConnectionConfig
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.transport import HTTPSession
 from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.loopback_server import LoopbackServer
 
 
@@ -196,4 +197,4 @@ class FakeRegistry:
 
 def client_for(registry, retries=0, session=None):
     http = session or HTTPSession(sleep=lambda seconds: None)
-    return RegistryClient(http, registry.host, ConnectionOptions(timeout=5, retries=retries), loopback=True)
+    return RegistryClient(http, registry.host, ConnectionConfig(timeout=5, retries=retries), loopback=True)

@@ -18,7 +18,6 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._blobs import
     MemorySink,
     VerifiedBody,
     blob_path,
-    ensure_pool_size,
     fetch_blob,
     iter_verified,
     iter_verified_into,
@@ -30,9 +29,9 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._errors impor
     RegistryError,
     TransportError,
 )
-from ansible_collections.imagelayers.registry.plugins.module_utils._client import RegistryClient
-from ansible_collections.imagelayers.registry.plugins.module_utils._http import ConnectionOptions, HTTPSession
-from ansible_collections.imagelayers.registry.plugins.module_utils._transport import deadline_reader
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.client import RegistryClient
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.config import ConnectionConfig
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.transport import HTTPSession, deadline_reader
 from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.fake_registry import (
     FakeRegistry,
     client_for,
@@ -287,9 +286,9 @@ def test_chunked_body_of_unknown_size_verifies(registry):
 
 def test_pool_grows_to_the_number_of_workers():
     http = HTTPSession()
-    ensure_pool_size(http, 24)
+    http.ensure_pool_size(24)
     assert http.session.get_adapter('http://x/')._pool_maxsize == 24
-    ensure_pool_size(http, 4)  # never shrinks
+    http.ensure_pool_size(4)  # never shrinks
     assert http.session.get_adapter('https://x/')._pool_maxsize == 24
 
 
@@ -367,7 +366,7 @@ def test_memory_sink_refuses_a_larger_blob_before_any_request(registry):
 
 def _slow_client(slow, timeout=1):
     return RegistryClient(HTTPSession(sleep=lambda seconds: None), slow.host,
-                          ConnectionOptions(timeout=timeout, retries=0), loopback=True)
+                          ConnectionConfig(timeout=timeout, retries=0), loopback=True)
 
 
 def test_body_without_content_length_stops_at_size_plus_one(tmp_path, slow):

@@ -8,12 +8,13 @@ import json
 
 import pytest
 
-from ansible_collections.imagelayers.registry.plugins.module_utils._client import RegistryClient
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import IntegrityError
-from ansible_collections.imagelayers.registry.plugins.module_utils._http import ConnectionOptions, HTTPSession
 from ansible_collections.imagelayers.registry.plugins.module_utils._inspect import inspect_image
 from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import OCI_MANIFEST
 from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.client import RegistryClient
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.config import ConnectionConfig
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.transport import HTTPSession
 from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.fake_registry import FakeRegistry, client_for
 
 CONFIG = json.dumps({'os': 'linux', 'architecture': 'amd64', 'rootfs': {'diff_ids': []}, 'history': []}).encode()
@@ -26,7 +27,7 @@ OTHER = 'sha256:' + 'f' * 64
 
 
 def client_for(server):
-    return RegistryClient(HTTPSession(sleep=lambda s: None), server.host, ConnectionOptions(timeout=5, retries=0),
+    return RegistryClient(HTTPSession(sleep=lambda s: None), server.host, ConnectionConfig(timeout=5, retries=0),
                           loopback=True)
 
 

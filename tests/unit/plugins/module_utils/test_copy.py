@@ -20,8 +20,8 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._errors impor
 )
 from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import MAX_INDEX_DEPTH
 from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.client import upload_location, with_digest
 from ansible_collections.imagelayers.registry.plugins.module_utils._tagging import PreconditionError, TagConflictError
-from ansible_collections.imagelayers.registry.plugins.module_utils._upload import upload_location, with_digest
 from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.fake_registry import (
     FakeRegistry,
     client_for,

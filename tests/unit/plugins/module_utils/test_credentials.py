@@ -12,7 +12,6 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from ansible_collections.imagelayers.registry.plugins.module_utils._auth import Credentials, mount_scopes
 from ansible_collections.imagelayers.registry.plugins.module_utils._credentials import (
     lookup,
     normalize_key,
@@ -22,11 +21,10 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._errors impor
     AuthenticationError,
     InvalidInputError,
 )
-from ansible_collections.imagelayers.registry.plugins.module_utils._http import (
-    ConnectionOptions,
-    HTTPSession,
-    RegistryAPI,
-)
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.api import RegistryAPI
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.auth import Credentials
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.config import ConnectionConfig
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.transport import HTTPSession
 
 
 def b64(text):
@@ -241,10 +239,6 @@ def test_normalize_key_and_server_url():
     assert server_url('ghcr.io') == 'ghcr.io'
 
 
-def test_mount_scopes():
-    assert mount_scopes('team/src', 'team/dst') == ['repository:team/dst:pull,push', 'repository:team/src:pull']
-
-
 # -- the identity token at the token service ---------------------------------------------------------
 
 def _token_flow(server, oauth_status):
@@ -270,14 +264,14 @@ def _token_flow(server, oauth_status):
 
 
 def _api(server, credentials):
-    options = ConnectionOptions(credentials=credentials, timeout=5, retries=0)
+    options = ConnectionConfig(credentials=credentials, timeout=5, retries=0)
     return RegistryAPI(HTTPSession(sleep=lambda s: None), server.host, options, loopback=True)
 
 
 def test_identity_token_uses_oauth_post(server):
     _token_flow(server, 200)
     api = _api(server, Credentials(identity_token='idtok'))
-    api.request('GET', '/v2/team/app/tags/list', scopes=mount_scopes('team/src', 'team/app'))
+    api.request('GET', '/v2/team/app/tags/list', scopes=['repository:team/app:pull,push', 'repository:team/src:pull'])
     posts = [r for r in server.requests if r['method'] == 'POST']
     assert len(posts) == 1
     form = parse_qs(posts[0]['body'].decode())
@@ -312,10 +306,10 @@ def test_identity_token_against_basic_registry_is_explained(server):
 
 
 def test_client_cert_is_passed_to_requests(tmp_path):
-    options = ConnectionOptions(client_cert='/c.pem', client_key='/k.pem')
+    options = ConnectionConfig(client_cert='/c.pem', client_key='/k.pem')
     assert options.cert == ('/c.pem', '/k.pem')
-    assert ConnectionOptions(client_cert='/both.pem').cert == '/both.pem'
-    assert ConnectionOptions().cert is None
+    assert ConnectionConfig(client_cert='/both.pem').cert == '/both.pem'
+    assert ConnectionConfig().cert is None
     copy = options.with_credentials(Credentials('u', 'p'))
     assert copy.cert == options.cert and copy.credentials.username == 'u' and options.credentials is None
 

@@ -8,10 +8,11 @@ import time
 
 import pytest
 
-from ansible_collections.imagelayers.registry.plugins.module_utils._auth import Credentials
-from ansible_collections.imagelayers.registry.plugins.module_utils._client import RegistryClient
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import RegistryError
-from ansible_collections.imagelayers.registry.plugins.module_utils._http import ConnectionOptions, HTTPSession
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.auth import Credentials
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.client import RegistryClient
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.config import ConnectionConfig
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.transport import HTTPSession
 from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.slow_server import Plan, SlowServer
 
 MANIFEST = b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "layers": []}'
@@ -25,7 +26,7 @@ def slow():
 
 
 def client(server, credentials=None):
-    options = ConnectionOptions(credentials=credentials, timeout=1, retries=0)
+    options = ConnectionConfig(credentials=credentials, timeout=1, retries=0)
     return RegistryClient(HTTPSession(sleep=lambda seconds: None), server.host, options, loopback=True)
 
 

@@ -8,7 +8,6 @@ import json
 
 import pytest
 
-from ansible_collections.imagelayers.registry.plugins.module_utils._auth import Credentials, parse_challenges
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
     AuthenticationError,
     NotFoundError,
@@ -16,12 +15,10 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._errors impor
     TransportError,
     redact_url,
 )
-from ansible_collections.imagelayers.registry.plugins.module_utils._http import (
-    ConnectionOptions,
-    HTTPSession,
-    RegistryAPI,
-    parse_retry_after,
-)
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.api import RegistryAPI
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.auth import Credentials, parse_challenges
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.config import ConnectionConfig
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.transport import HTTPSession, parse_retry_after
 
 SCOPE = 'repository:team/app:pull'
 
@@ -29,7 +26,7 @@ SCOPE = 'repository:team/app:pull'
 def make_api(server, credentials=None, retries=3, sleeps=None):
     recorded = sleeps if sleeps is not None else []
     http = HTTPSession(sleep=recorded.append)
-    options = ConnectionOptions(credentials=credentials or Credentials(), timeout=5, retries=retries)
+    options = ConnectionConfig(credentials=credentials or Credentials(), timeout=5, retries=retries)
     return RegistryAPI(http, server.host, options, loopback=True)
 
 
@@ -51,7 +48,7 @@ def test_plain_http_on_loopback_is_detected_once(server):
 
 
 def test_non_loopback_is_https_only(server):
-    api = RegistryAPI(HTTPSession(), 'registry.example.com', ConnectionOptions())
+    api = RegistryAPI(HTTPSession(), 'registry.example.com', ConnectionConfig())
     assert api.scheme == 'https'
     assert api.url('/v2/') == 'https://registry.example.com/v2/'
 
@@ -245,7 +242,7 @@ def test_redirect_loop_is_bounded(server):
 def test_connection_refused_is_retried_then_reported():
     sleeps = []
     http = HTTPSession(sleep=sleeps.append)
-    api = RegistryAPI(http, '127.0.0.1:9', ConnectionOptions(timeout=2, retries=2), loopback=False)
+    api = RegistryAPI(http, '127.0.0.1:9', ConnectionConfig(timeout=2, retries=2), loopback=False)
     api.scheme = 'http'
     with pytest.raises(TransportError) as excinfo:
         api.request('GET', '/v2/')
@@ -318,7 +315,7 @@ def test_proxy_environment_is_honoured(server, monkeypatch):
     monkeypatch.delenv('no_proxy', raising=False)
     monkeypatch.delenv('NO_PROXY', raising=False)
     server.handler = lambda r: (200, {}, b'{}')
-    api = RegistryAPI(HTTPSession(), 'registry.example.invalid:5000', ConnectionOptions(retries=0))
+    api = RegistryAPI(HTTPSession(), 'registry.example.invalid:5000', ConnectionConfig(retries=0))
     api.scheme = 'http'
     api.request('GET', '/v2/')
     # A forward proxy receives the absolute URL.
@@ -334,11 +331,11 @@ def test_no_proxy_is_honoured(server, monkeypatch):
 
 
 def test_requests_ca_bundle_is_used_for_verification(monkeypatch):
-    from ansible_collections.imagelayers.registry.plugins.module_utils import _http
+    from ansible_collections.imagelayers.registry.plugins.module_utils._registry import transport
     monkeypatch.setenv('REQUESTS_CA_BUNDLE', '/etc/ssl/private-ca.pem')
-    assert _http._environment_verify(True) == '/etc/ssl/private-ca.pem'
-    assert _http._environment_verify('/explicit/ca.pem') == '/explicit/ca.pem'
-    assert _http._environment_verify(False) is False
+    assert transport._environment_verify(True) == '/etc/ssl/private-ca.pem'
+    assert transport._environment_verify('/explicit/ca.pem') == '/explicit/ca.pem'
+    assert transport._environment_verify(False) is False
 
 
 def test_netrc_never_replaces_the_authorization_header(server, tmp_path, monkeypatch):

@@ -12,12 +12,11 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import warnings
 
 import pytest
+import urllib3.exceptions
 
-from ansible_collections.imagelayers.registry.plugins.module_utils import _client
-from ansible_collections.imagelayers.registry.plugins.module_utils._auth import Credentials
-from ansible_collections.imagelayers.registry.plugins.module_utils._client import RegistryClient
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
     AuthenticationError,
     IntegrityError,
@@ -25,12 +24,13 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._errors impor
     RegistryError,
     TransportError,
 )
-from ansible_collections.imagelayers.registry.plugins.module_utils._http import (
-    ConnectionOptions,
-    HTTPSession,
-    RegistryAPI,
-)
 from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry import scheme
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.api import RegistryAPI
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.auth import Credentials
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.client import RegistryClient
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.config import ConnectionConfig
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.transport import HTTPSession
 from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.dual_server import DualServer, make_pki
 
 BLOB = '/v2/team/app/blobs/sha256:' + 'a' * 64
@@ -55,7 +55,7 @@ def https_api(dual, pki, credentials=None, loopback=False, **options):
     options.setdefault('timeout', 5)
     options.setdefault('retries', 0)
     options.setdefault('ca_path', pki[0])
-    opts = ConnectionOptions(credentials=credentials or Credentials('ci', PASSWORD), **options)
+    opts = ConnectionConfig(credentials=credentials or Credentials('ci', PASSWORD), **options)
     return RegistryAPI(HTTPSession(sleep=lambda s: None), dual.host, opts, loopback=loopback)
 
 
@@ -137,7 +137,7 @@ def test_redirect_to_another_port_of_the_same_host_drops_the_credentials(dual, p
 def test_a_plain_loopback_registry_may_redirect_to_plain_http_elsewhere(server, other_server):
     other_server.handler = lambda r: (200, {}, b'storage')
     server.handler = lambda r: (307, {'Location': 'http://%s/s?sig=1' % other_server.host}, b'')
-    api = RegistryAPI(HTTPSession(), server.host, ConnectionOptions(retries=0, timeout=5), loopback=True)
+    api = RegistryAPI(HTTPSession(), server.host, ConnectionConfig(retries=0, timeout=5), loopback=True)
     assert api.request('GET', BLOB).content == b'storage'
 
 
@@ -203,8 +203,8 @@ def _assert_masked(error, *secrets):
 
 def test_echoed_basic_authorization_is_masked(server):
     server.handler = basic_registry(_echo)
-    api = RegistryAPI(HTTPSession(), server.host, ConnectionOptions(credentials=Credentials('ci', PASSWORD),
-                                                                    retries=0, timeout=5), loopback=True)
+    api = RegistryAPI(HTTPSession(), server.host, ConnectionConfig(credentials=Credentials('ci', PASSWORD),
+                                                                   retries=0, timeout=5), loopback=True)
     with pytest.raises(AuthenticationError) as excinfo:
         api.request('GET', '/v2/team/app/manifests/v1')
     _assert_masked(excinfo.value, BASIC.split(' ')[1], PASSWORD)
@@ -221,7 +221,7 @@ def test_echoed_bearer_token_from_the_token_service_is_masked(server):
         return 401, {'WWW-Authenticate': 'Bearer realm="%s",service="s"' % realm}, b''
 
     server.handler = handler
-    api = RegistryAPI(HTTPSession(), server.host, ConnectionOptions(retries=0, timeout=5), loopback=True)
+    api = RegistryAPI(HTTPSession(), server.host, ConnectionConfig(retries=0, timeout=5), loopback=True)
     with pytest.raises(RegistryError) as excinfo:
         api.request('GET', '/v2/team/app/manifests/v1', scopes=['repository:team/app:pull'])
     _assert_masked(excinfo.value, 'Issued-Tok-31f6e')
@@ -236,8 +236,8 @@ def test_token_service_echoing_the_credentials_is_masked(server):
         return 401, {'WWW-Authenticate': 'Bearer realm="%s",service="s"' % realm}, b''
 
     server.handler = handler
-    api = RegistryAPI(HTTPSession(), server.host, ConnectionOptions(credentials=Credentials('ci', PASSWORD),
-                                                                    retries=0, timeout=5), loopback=True)
+    api = RegistryAPI(HTTPSession(), server.host, ConnectionConfig(credentials=Credentials('ci', PASSWORD),
+                                                                   retries=0, timeout=5), loopback=True)
     with pytest.raises(AuthenticationError) as excinfo:
         api.request('GET', '/v2/team/app/manifests/v1', scopes=['repository:team/app:pull'])
     _assert_masked(excinfo.value, BASIC.split(' ')[1], PASSWORD)
@@ -256,7 +256,7 @@ def test_echoed_option_token_is_masked_in_the_reason_too(dual, pki):
 # -- item 13: no plain fallback once a token or CA is given -----------------
 def test_token_never_goes_to_a_plain_loopback_registry(server):
     server.handler = lambda r: (200, {}, b'{}')
-    options = ConnectionOptions(credentials=Credentials(token='Plain-Tok-4b2'), retries=0, timeout=5)
+    options = ConnectionConfig(credentials=Credentials(token='Plain-Tok-4b2'), retries=0, timeout=5)
     api = RegistryAPI(HTTPSession(), server.host, options, loopback=True)
     with pytest.raises(TransportError) as excinfo:
         api.request('GET', '/v2/')
@@ -269,7 +269,7 @@ def test_token_never_goes_to_a_plain_loopback_registry(server):
 
 def test_ca_path_means_tls_only_for_a_loopback_registry(server, pki):
     server.handler = basic_registry(lambda r: (200, {}, b'{}'))
-    options = ConnectionOptions(credentials=Credentials('ci', PASSWORD), ca_path=pki[0], retries=0, timeout=5)
+    options = ConnectionConfig(credentials=Credentials('ci', PASSWORD), ca_path=pki[0], retries=0, timeout=5)
     api = RegistryAPI(HTTPSession(), server.host, options, loopback=True)
     with pytest.raises(TransportError) as excinfo:
         api.request('GET', '/v2/')
@@ -295,10 +295,10 @@ def _fake_resolver(table):
 
 
 def test_loopback_is_decided_by_the_resolved_addresses(monkeypatch):
-    monkeypatch.setattr(_client.socket, 'getaddrinfo', _fake_resolver({
+    monkeypatch.setattr(scheme.socket, 'getaddrinfo', _fake_resolver({
         'localhost': ['127.0.0.1', '::1'], 'mirror.internal': ['127.0.0.2'],
         'split.example': ['127.0.0.1', '10.1.2.3'], 'registry.example': ['93.184.216.34']}))
-    is_loopback_host = _client.is_loopback_host
+    is_loopback_host = scheme.is_loopback_host
     assert is_loopback_host('localhost') and is_loopback_host('mirror.internal')
     assert not is_loopback_host('registry.localhost')  # not resolvable: not trusted on its name alone
     assert not is_loopback_host('split.example') and not is_loopback_host('registry.example')
@@ -306,9 +306,9 @@ def test_loopback_is_decided_by_the_resolved_addresses(monkeypatch):
 
 
 def test_an_unresolved_localhost_name_is_https_only(monkeypatch):
-    monkeypatch.setattr(_client.socket, 'getaddrinfo', _fake_resolver({}))
+    monkeypatch.setattr(scheme.socket, 'getaddrinfo', _fake_resolver({}))
     client = RegistryClient.for_reference(HTTPSession(), ImageReference.parse('registry.localhost:5000/app:v1'),
-                                          ConnectionOptions())
+                                          ConnectionConfig())
     assert client.api.scheme == 'https'
 
 
@@ -319,7 +319,7 @@ def test_a_plain_loopback_registry_is_never_reached_through_a_proxy(server, othe
     monkeypatch.setenv('HTTP_PROXY', 'http://%s' % other_server.host)
     other_server.handler = lambda r: (200, {}, b'{}')
     server.handler = basic_registry(lambda r: (200, {}, b'{}'))
-    options = ConnectionOptions(credentials=Credentials('ci', PASSWORD), retries=0, timeout=5)
+    options = ConnectionConfig(credentials=Credentials('ci', PASSWORD), retries=0, timeout=5)
     client = RegistryClient.for_reference(HTTPSession(), ImageReference.parse(server.host + '/team/app:v1'), options)
     client.api.request('GET', '/v2/')
     assert other_server.requests == []
@@ -329,7 +329,7 @@ def test_a_plain_loopback_registry_is_never_reached_through_a_proxy(server, othe
 # -- item 15a: the scheme actually used, in errors ---------------------------
 def test_errors_of_a_plain_loopback_registry_show_http(server):
     server.handler = lambda r: (404, {}, b'')
-    api = RegistryAPI(HTTPSession(), server.host, ConnectionOptions(retries=0, timeout=5), loopback=True)
+    api = RegistryAPI(HTTPSession(), server.host, ConnectionConfig(retries=0, timeout=5), loopback=True)
     with pytest.raises(NotFoundError) as excinfo:
         api.request('GET', '/v2/team/app/manifests/v1')
     assert excinfo.value.url == 'http://%s/v2/team/app/manifests/v1' % server.host
@@ -338,7 +338,24 @@ def test_errors_of_a_plain_loopback_registry_show_http(server):
 
 def test_integrity_errors_of_a_plain_loopback_registry_show_http(server):
     server.handler = lambda r: (200, {'Content-Type': 'application/vnd.oci.image.manifest.v1+json'}, b'{}')
-    client = RegistryClient(HTTPSession(), server.host, ConnectionOptions(retries=0, timeout=5), loopback=True)
+    client = RegistryClient(HTTPSession(), server.host, ConnectionConfig(retries=0, timeout=5), loopback=True)
     with pytest.raises(IntegrityError) as excinfo:
         client.get_manifest('team/app', 'sha256:' + 'b' * 64)
     assert excinfo.value.url.startswith('http://%s/' % server.host)
+
+
+# -- validate_certs: false ------------------------------------------------------------
+def test_not_verifying_silences_its_own_requests_only(dual, pki):
+    dual.handler = lambda request: (200, {}, b'{}')
+    api = https_api(dual, pki, credentials=Credentials(), validate_certs=False, ca_path=None)
+    before = list(warnings.filters)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        during = list(warnings.filters)
+        api.request('GET', '/v2/')
+        api.request('GET', '/v2/')
+        assert warnings.filters == during  # the request's filter is gone once it is over
+        warnings.warn('a warning of somebody else', urllib3.exceptions.InsecureRequestWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == ['a warning of somebody else']
+    assert warnings.filters == before
+    assert len(dual.over('https')) == 2

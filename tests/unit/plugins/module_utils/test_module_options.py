@@ -75,7 +75,7 @@ def _module_double(stored=None):
     """Just enough of a RegistryModule for ``client()``: masked values, stored credentials, a session."""
     from types import MethodType
 
-    from ansible_collections.imagelayers.registry.plugins.module_utils._http import HTTPSession
+    from ansible_collections.imagelayers.registry.plugins.module_utils._registry.transport import HTTPSession
     double = SimpleNamespace(module=SimpleNamespace(no_log_values=set()), http=HTTPSession(),
                              _stored_credentials={}, params={'config_path': None})
     double.stored_credentials = lambda reference: stored
@@ -97,8 +97,8 @@ def test_the_authorization_forms_of_option_credentials_are_masked_by_no_log():
 
 
 def test_the_authorization_forms_of_stored_credentials_are_masked_by_no_log():
-    from ansible_collections.imagelayers.registry.plugins.module_utils._auth import Credentials
     from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
+    from ansible_collections.imagelayers.registry.plugins.module_utils._registry.auth import Credentials
     double = _module_double(stored=Credentials(token='Stored-Tok-4410', source='config.json'))
     double.client(ImageReference.parse('127.0.0.1:5999/team/app:v1'), options())
     assert {'Stored-Tok-4410', 'Bearer Stored-Tok-4410'} <= double.module.no_log_values

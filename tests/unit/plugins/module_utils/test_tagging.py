@@ -10,7 +10,6 @@ import re
 
 import pytest
 
-from ansible_collections.imagelayers.registry.plugins.module_utils._client import RegistryClient
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
     IntegrityError,
     InvalidInputError,
@@ -18,13 +17,15 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._errors impor
     RegistryHTTPError,
     UnsupportedError,
 )
-from ansible_collections.imagelayers.registry.plugins.module_utils._http import ConnectionOptions, HTTPSession
 from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import (
     DOCKER_MANIFEST,
     DOCKER_SCHEMA1_SIGNED,
     OCI_INDEX,
 )
 from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.client import RegistryClient
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.config import ConnectionConfig
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.transport import HTTPSession
 from ansible_collections.imagelayers.registry.plugins.module_utils._tagging import (
     EMPTY_DIGEST,
     PLACEHOLDER_ANNOTATION,
@@ -164,7 +165,7 @@ def registry(server):
 
 
 def client_for(server):
-    return RegistryClient(HTTPSession(sleep=lambda s: None), server.host, ConnectionOptions(timeout=5, retries=0),
+    return RegistryClient(HTTPSession(sleep=lambda s: None), server.host, ConnectionConfig(timeout=5, retries=0),
                           loopback=True)
 
 

@@ -13,11 +13,12 @@ import time
 
 import pytest
 
-from ansible_collections.imagelayers.registry.plugins.module_utils._client import RegistryClient
-from ansible_collections.imagelayers.registry.plugins.module_utils._errors import InvalidInputError, RegistryHTTPError
-from ansible_collections.imagelayers.registry.plugins.module_utils._http import ConnectionOptions, HTTPSession
 from ansible_collections.imagelayers.registry.plugins.module_utils import _tags
+from ansible_collections.imagelayers.registry.plugins.module_utils._errors import InvalidInputError, RegistryHTTPError
 from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.client import RegistryClient
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.config import ConnectionConfig
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.transport import HTTPSession
 from ansible_collections.imagelayers.registry.plugins.module_utils._tags import (
     clean_tags,
     next_link,
@@ -31,7 +32,7 @@ DIGEST = 'sha256:' + 'c' * 64
 
 
 def client_for(server):
-    return RegistryClient(HTTPSession(sleep=lambda s: None), server.host, ConnectionOptions(timeout=5, retries=0),
+    return RegistryClient(HTTPSession(sleep=lambda s: None), server.host, ConnectionConfig(timeout=5, retries=0),
                           loopback=True)
 
 

@@ -13,9 +13,9 @@ import requests
 import requests.exceptions
 import urllib3.exceptions
 
-from ansible_collections.imagelayers.registry.plugins.module_utils import _transport
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import IntegrityError, TransportError
-from ansible_collections.imagelayers.registry.plugins.module_utils._transport import (
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry import transport
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.transport import (
     MIN_RATE,
     Deadline,
     DeadlineExceeded,
@@ -159,7 +159,7 @@ def test_the_socket_of_a_real_response_is_found(slow):
     slow.plan = lambda request: Plan(body=b'x' * 10)
     response = _get(slow)
     try:
-        assert _transport._find_socket(response) is not None
+        assert transport._find_socket(response) is not None
     finally:
         response.close()
 
@@ -199,7 +199,7 @@ def test_a_read_that_finishes_in_time_is_untouched(slow):
 def test_without_the_socket_the_clock_is_checked_between_reads(slow, monkeypatch):
     # The private attributes are gone (another urllib3): the blocked read returns only when the
     # server gives up, and then the deadline, not a broken connection, is what is reported.
-    monkeypatch.setattr(_transport, '_find_socket', lambda response: None)
+    monkeypatch.setattr(transport, '_find_socket', lambda response: None)
     slow.plan = lambda request: Plan(body=b'x' * 100000, drip=0.2, max_seconds=2.5)
     response = _get(slow)
     read, close = deadline_reader(response, 1, 1000, 'the source blob')
@@ -229,3 +229,55 @@ def test_small_document_read_returns_the_bytes(slow):
     response = _get(slow, '/v2/app/manifests/latest')
     assert read_with_deadline(response, 1000, 1, 'GET manifest') == b'{"a": 1}'
     response.close()
+
+
+# -- backoff ---------------------------------------------------------------------------------
+def test_backoff_doubles_with_jitter_and_a_ceiling(monkeypatch):
+    monkeypatch.setattr(transport.random, 'random', lambda: 0.5)
+    assert [transport.backoff(n) for n in (1, 2, 3)] == [0.5, 1.0, 2.0]
+    assert transport.backoff(20) == transport.MAX_RETRY_WAIT
+    monkeypatch.setattr(transport.random, 'random', lambda: 0.0)
+    assert transport.backoff(1) == 0.375  # 25 % less, and up to 25 % more with random() near 1
+
+
+# -- pool size -------------------------------------------------------------------------------
+def test_pool_size_is_remembered_not_read_from_the_adapter():
+    http = transport.HTTPSession()
+    assert http.pool_size == 10
+    mounted = []
+    http.session.mount = lambda prefix, adapter: mounted.append(prefix)
+    http.ensure_pool_size(8)
+    assert mounted == [] and http.pool_size == 10
+    http.ensure_pool_size(24)
+    http.ensure_pool_size(24)
+    assert mounted == ['https://', 'http://'] and http.pool_size == 24
+
+
+# -- the fast read path ----------------------------------------------------------------------
+def test_the_fast_path_knows_urllib3_1_and_2_only():
+    assert transport.fast_read_supported('2.8.0') and transport.fast_read_supported('1.26.20')
+    assert not transport.fast_read_supported('3.0.0') and not transport.fast_read_supported(None)
+
+
+def test_the_fast_path_is_taken_on_a_fresh_plain_body_only(slow, monkeypatch):
+    slow.plan = lambda request: Plan(body=b'x' * 1000)
+    response = _get(slow)
+    try:
+        assert transport.body_readinto(response) is not None
+        response.raw.read(10)
+        assert transport.body_readinto(response) is None  # urllib3 has read from it: its count would be wrong
+        monkeypatch.setattr(transport, 'FAST_READ', False)
+        assert transport.body_readinto(_get(slow)) is None
+    finally:
+        response.close()
+
+
+def test_the_fast_path_refuses_a_response_that_looks_different():
+    class Raw:
+        _fp = object()
+        _fp_bytes_read = 0
+        _decoder = None
+
+    assert transport.body_readinto(type('Response', (), {'raw': Raw()})()) is None
+    assert transport.body_readinto(type('Response', (), {'raw': object()})()) is None
+    transport.release_after_fast_read(type('Response', (), {'raw': object()})())  # nothing to release: no error

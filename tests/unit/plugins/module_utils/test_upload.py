@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from ansible_collections.imagelayers.registry.plugins.module_utils._client import RegistryClient
 from ansible_collections.imagelayers.registry.plugins.module_utils._copy import RegistryBlobSource
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import TransportError
-from ansible_collections.imagelayers.registry.plugins.module_utils._http import ConnectionOptions, HTTPSession
-from ansible_collections.imagelayers.registry.plugins.module_utils._transport import deadline_reader
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.client import RegistryClient
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.config import ConnectionConfig
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.transport import HTTPSession, deadline_reader
 from ansible_collections.imagelayers.registry.plugins.module_utils._upload import BlobSource, TransferStats, ensure_blob
 from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.fake_registry import digest_of
 from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.slow_server import Plan, SlowServer
@@ -37,7 +37,7 @@ def dest():
 
 def _client(server, timeout=5):
     return RegistryClient(HTTPSession(sleep=lambda seconds: None), server.host,
-                          ConnectionOptions(timeout=timeout, retries=0), loopback=True)
+                          ConnectionConfig(timeout=timeout, retries=0), loopback=True)
 
 
 def _destination(request):
