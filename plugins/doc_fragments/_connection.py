@@ -9,8 +9,9 @@ from __future__ import annotations
 
 class ModuleDocFragment:
 
-    # The connection and authentication options every module shares.
-    # Keep in sync with connection_argument_spec() in plugins/module_utils/_module.py.
+    # The connection and authentication options of every module and plugin: exactly the options
+    # connection_argument_spec() in plugins/module_utils/_argspec.py builds. Plugins add the
+    # imagelayers.registry._connection_plugin overlay after this fragment (env/ini/vars sources).
     DOCUMENTATION = r'''
 options:
   username:

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Callable, Dict, Optional
+
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import InvalidInputError
@@ -14,7 +16,7 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._reference im
 )
 
 
-def _familiar_name(reference):
+def _familiar_name(reference: ImageReference) -> str:
     """The short name ``docker`` shows: Docker Hub's host and ``library/`` left out."""
     if reference.registry != DOCKER_HUB:
         return reference.repository_name
@@ -24,7 +26,7 @@ def _familiar_name(reference):
     return repository
 
 
-def image_ref(value, default_tag='latest'):
+def image_ref(value: Any, default_tag: Optional[str] = 'latest') -> Dict[str, Optional[str]]:
     """Parse and normalise an image reference into a dict."""
     if not isinstance(value, str):
         raise AnsibleFilterError('expected an image reference string like "registry/repository:tag", '
@@ -48,5 +50,5 @@ def image_ref(value, default_tag='latest'):
 
 class FilterModule:
 
-    def filters(self):
+    def filters(self) -> Dict[str, Callable[..., Any]]:
         return {'image_ref': image_ref}

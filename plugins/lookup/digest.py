@@ -30,6 +30,7 @@ description:
   - A reference that is not in the registry fails the lookup with a message naming it, unless O(on_missing)
     says otherwise; C(errors='ignore') on the lookup call turns every failure into an empty value.
 extends_documentation_fragment:
+  - imagelayers.registry._connection
   - imagelayers.registry._connection_plugin
 options:
   _terms:
@@ -62,6 +63,8 @@ options:
 notes:
   - The lookup runs once per template evaluation; register the result with M(ansible.builtin.set_fact) when
     several tasks need the same digest.
+  - Credentials given as options are sent only to the registry of the references; when they are set, all
+    references of one call must name the same registry.
 '''
 
 EXAMPLES = r'''
@@ -96,12 +99,16 @@ _raw:
     - sha256:7e1a4e2d11e2ac7a8c3f768d4166c2defeb09d2a750b010412b6ea13de1efb19
 '''
 
+from typing import Any
+
 from ansible import constants as C
 from ansible.errors import AnsibleLookupError
 from ansible.module_utils.basic import missing_required_lib
 from ansible.plugins.lookup import LookupBase
 from ansible.utils.display import Display
 
+from ansible_collections.imagelayers.registry.plugins.module_utils._context import RunContext
+from ansible_collections.imagelayers.registry.plugins.module_utils._credentials import CredentialStore
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
     InvalidInputError,
     NotFoundError,
@@ -111,19 +118,21 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._inspect impo
 from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import Platform
 from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
 from ansible_collections.imagelayers.registry.plugins.module_utils._registry.client import RegistryClient
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.config import (
+    ConnectionConfig,
+    has_credentials,
+)
 from ansible_collections.imagelayers.registry.plugins.module_utils._registry.transport import HAS_REQUESTS, HTTPSession
 from ansible_collections.imagelayers.registry.plugins.module_utils._tagging import resolve_source
 from ansible_collections.imagelayers.registry.plugins.plugin_utils._options import (
     connection_options,
-    has_credentials,
-    options_for,
     templated_variables,
 )
 
 display = Display()
 
 
-def _references(terms):
+def _references(terms: list[Any]) -> list[ImageReference]:
     references = []
     for term in terms:
         if not isinstance(term, str):
@@ -133,7 +142,7 @@ def _references(terms):
     return references
 
 
-def verified_digest(client, reference):
+def verified_digest(client: RegistryClient, reference: ImageReference) -> str | None:
     """The digest of ``reference`` (None when missing), never one the registry did not confirm.
 
     The same resolution as the ``tag`` and ``copy`` sources: one HEAD (a GET when it has no
@@ -146,7 +155,8 @@ def verified_digest(client, reference):
         return None
 
 
-def resolve_digests(http, references, options, platform=None, warn=None, config_path=None):
+def resolve_digests(http: HTTPSession, references: list[ImageReference], options: ConnectionConfig, ctx: RunContext,
+                    platform: Platform | None = None, config_path: str | None = None) -> list[str | None]:
     """Digest (or None when missing) of each reference, in order; each distinct reference asked once."""
     if has_credentials(options):
         hosts = sorted(set(r.api_host for r in references))
@@ -155,9 +165,9 @@ def resolve_digests(http, references, options, platform=None, warn=None, config_
                 'Credentials are set, and the references name %d registries (%s); credentials are only sent to '
                 'one registry per lookup, so look up the images of each registry separately'
                 % (len(hosts), ', '.join(hosts)))
-    clients = {}
-    stored = {}
-    found = {}
+    clients: dict[tuple[str, str], RegistryClient] = {}
+    stored = CredentialStore(config_path)
+    found: dict[str, str | None] = {}
     results = []
     for reference in references:
         if reference.name not in found:
@@ -165,12 +175,11 @@ def resolve_digests(http, references, options, platform=None, warn=None, config_
             key = (reference.api_host, reference.repository)
             client = clients.get(key)
             if client is None:
-                client_options = options_for(options, reference, config_path=config_path, cache=stored)
-                client = clients[key] = RegistryClient.for_reference(http, reference, client_options)
+                client = clients[key] = RegistryClient.for_reference(http, reference, stored.complete(options, reference))
             if platform is None:
                 found[reference.name] = verified_digest(client, reference)
             else:
-                described = inspect_image(client, reference, platform=platform, warn=warn)
+                described = inspect_image(client, reference, platform=platform, ctx=ctx)
                 found[reference.name] = described.get('image_digest') if described.get('exists') else None
         results.append(found[reference.name])
     return results
@@ -178,7 +187,7 @@ def resolve_digests(http, references, options, platform=None, warn=None, config_
 
 class LookupModule(LookupBase):
 
-    def run(self, terms, variables=None, **kwargs):
+    def run(self, terms: list[Any], variables: dict[str, Any] | None = None, **kwargs: Any) -> list[str]:
         self.set_options(var_options=self._option_variables(variables), direct=kwargs)
         if not HAS_REQUESTS:
             raise AnsibleLookupError(missing_required_lib('requests'))
@@ -190,7 +199,8 @@ class LookupModule(LookupBase):
             platform = self.get_option('platform')
             platform = Platform.parse(platform) if platform else None
             http = HTTPSession()
-            digests = resolve_digests(http, references, options, platform=platform, warn=display.warning,
+            ctx = RunContext(retries=options.retries, warn=display.warning)
+            digests = resolve_digests(http, references, options, ctx, platform=platform,
                                       config_path=self.get_option('config_path'))
         except RegistryError as error:
             raise AnsibleLookupError(error.msg)
@@ -211,7 +221,7 @@ class LookupModule(LookupBase):
             results.append(digest)
         return results
 
-    def _option_variables(self, variables):
+    def _option_variables(self, variables: dict[str, Any] | None) -> dict[str, Any]:
         """The variables named in the options' ``vars:``, templated (a lookup receives them raw)."""
         definitions = C.config.get_configuration_definitions(plugin_type=self.plugin_type, name=self._load_name)
         try:

@@ -6,7 +6,8 @@
 """Images from files: an OCI image layout directory, an OCI archive, a docker-archive tarball.
 
 :func:`load_image` returns an :class:`ImagePlan` (the manifests and blobs to
-publish) and a blob source reading from the archive, for ``_copy.publish``.
+publish) and a blob source reading from the archive, for ``_publish.publish``;
+:func:`push_archive` is the ``push`` operation (load, then publish).
 
 - OCI layouts (a directory, or a tarball of one as ``podman save --format
   oci-archive`` writes) are published as they are: the manifest selected from
@@ -38,17 +39,19 @@ import posixpath
 import shutil
 import stat
 import tarfile
+import tempfile
 import threading
 import zlib
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 try:
     from lzma import LZMAError as _LZMAError
 except ImportError:  # Python built without lzma: tarfile cannot read xz then either
-    class _LZMAError(Exception):
+    class _LZMAError(Exception):  # type: ignore[no-redef]
         """Never raised."""
 
 from ansible_collections.imagelayers.registry.plugins.module_utils._blobs import CHUNK_SIZE
-from ansible_collections.imagelayers.registry.plugins.module_utils._copy import ImagePlan, image_details, unique_blobs
+from ansible_collections.imagelayers.registry.plugins.module_utils._context import RunContext
 from ansible_collections.imagelayers.registry.plugins.module_utils._digest import (
     compute_digest,
     new_hasher,
@@ -59,18 +62,30 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._errors impor
     InvalidInputError,
     RegistryError,
 )
+from ansible_collections.imagelayers.registry.plugins.module_utils._image import ManifestReader, walk
 from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import (
     DOCKER_CONFIG,
     DOCKER_MANIFEST,
     MAX_INDEX_DEPTH,
     OCI_INDEX,
     Manifest,
-    Platform,
     check_config,
     check_manifest,
     parse_json,
 )
+from ansible_collections.imagelayers.registry.plugins.module_utils._publish import (
+    ImagePlan,
+    PushOutcome,
+    plan_from_walk,
+    publish,
+    publishable,
+)
+from ansible_collections.imagelayers.registry.plugins.module_utils._tagging import check_expected_digest
 from ansible_collections.imagelayers.registry.plugins.module_utils._upload import BlobSource
+
+# A reader of bytes (``read(n)``: at most n bytes, b'' at the end) and what closes it.
+Reader = Callable[[int], bytes]
+Closer = Callable[[], None]
 
 GZIP_LEVEL = 6
 DOCKER_LAYER_GZIP = 'application/vnd.docker.image.rootfs.diff.tar.gzip'
@@ -92,16 +107,16 @@ _COMPRESSED_MAGIC = (b'\x1f\x8b', b'BZh', b'\xfd7zXZ', _ZSTD_MAGIC)
 #   announce(names)         the files read later, if at all (blobs: copied together when the first is opened).
 # Nothing is ever extracted: a compressed tarball's members are copied, only when named, as regular files, into
 # files the reader names itself in the temporary directory, each bounded by its size.
-def _clean(name):
+def _clean(name: str) -> str:
     name = posixpath.normpath(name.lstrip('/'))
     return '' if name == '.' else name
 
 
-def _outside(clean):
+def _outside(clean: str) -> bool:
     return clean in ('', '..') or clean.startswith('../')
 
 
-def _size_mismatch(what, name, actual, expected):
+def _size_mismatch(what: str, name: str, actual: int, expected: int) -> IntegrityError:
     return IntegrityError('%s (%s) is %d bytes, but its descriptor says %d bytes' % (what, name, actual, expected),
                           details={'expected_size': expected, 'actual_size': actual})
 
@@ -109,11 +124,11 @@ def _size_mismatch(what, name, actual, expected):
 class DirectoryFiles:
     """Regular files of a directory; links are followed only while they stay inside it."""
 
-    def __init__(self, root, label=None):
+    def __init__(self, root: str, label: Optional[str] = None) -> None:
         self.root = os.path.realpath(root)
         self.label = label or 'the directory %s' % root
 
-    def _path(self, name):
+    def _path(self, name: str) -> Tuple[str, str]:
         clean = _clean(name)
         if _outside(clean):
             raise InvalidInputError('%s refers to %s, outside of it' % (self.label, name))
@@ -125,7 +140,7 @@ class DirectoryFiles:
                                     details={'file': clean, 'target': real})
         return clean, real
 
-    def size(self, name):
+    def size(self, name: str) -> Optional[int]:
         clean, real = self._path(name)
         try:
             info = os.stat(real)
@@ -137,7 +152,7 @@ class DirectoryFiles:
             raise InvalidInputError('%s in %s is not a regular file' % (clean, self.label))
         return info.st_size
 
-    def open(self, name, size=None, what=None):
+    def open(self, name: str, size: Optional[int] = None, what: Optional[str] = None) -> Tuple[Reader, Closer]:
         clean, real = self._path(name)
         flags = os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_NONBLOCK', 0) | getattr(os, 'O_CLOEXEC', 0)
         try:
@@ -155,10 +170,10 @@ class DirectoryFiles:
             raise
         return handle.read, handle.close
 
-    def want(self, names, limit=None):
+    def want(self, names: List[str], limit: Optional[int] = None) -> None:
         """Nothing to prepare: files are read in place."""
 
-    def announce(self, names):
+    def announce(self, names: List[str]) -> None:
         """Nothing to prepare: files are read in place."""
 
 
@@ -167,15 +182,15 @@ class _TarIndex:
 
     label = 'the tarball'
 
-    def __init__(self):
-        self.members = {}       # cleaned name -> (ordinal, TarInfo); the last of a name wins, as in tar
+    def __init__(self) -> None:
+        self.members: Dict[str, Tuple[int, tarfile.TarInfo]] = {}  # cleaned name -> (ordinal, TarInfo); the last of a name wins, as in tar
 
-    def add(self, ordinal, info):
+    def add(self, ordinal: int, info: tarfile.TarInfo) -> None:
         clean = _clean(info.name)
         if not _outside(clean):
             self.members[clean] = (ordinal, info)
 
-    def resolve(self, name):
+    def resolve(self, name: str) -> Optional[Tuple[str, int, tarfile.TarInfo]]:
         """``(cleaned name, ordinal, TarInfo)`` of the regular member ``name`` is or links to, None if absent."""
         asked = clean = _clean(name)
         for dummy in range(MAX_LINKS):
@@ -198,11 +213,11 @@ class _TarIndex:
             clean = target
         raise InvalidInputError('%s in %s is a chain of more than %d links' % (asked, self.label, MAX_LINKS))
 
-    def size(self, name):
+    def size(self, name: str) -> Optional[int]:
         found = self.resolve(name)
         return None if found is None else found[2].size
 
-    def _found(self, name, size, what):
+    def _found(self, name: str, size: Optional[int], what: Optional[str]) -> Tuple[str, int, tarfile.TarInfo]:
         found = self.resolve(name)
         if found is None:
             raise InvalidInputError('%s has no file %s' % (self.label, name))
@@ -211,11 +226,11 @@ class _TarIndex:
         return found
 
 
-def _bounded_reader(handle, size):
+def _bounded_reader(handle: Any, size: int) -> Reader:
     """``read`` returning at most ``size`` bytes of ``handle`` in all."""
     remaining = [size]
 
-    def read(amount):
+    def read(amount: int) -> bytes:
         amount = min(amount, remaining[0])
         if amount <= 0:
             return b''
@@ -228,7 +243,7 @@ def _bounded_reader(handle, size):
 class TarFiles(_TarIndex):
     """Members of an uncompressed tarball, read in place (seek to the member's data)."""
 
-    def __init__(self, path):
+    def __init__(self, path: str) -> None:
         super().__init__()
         self.path = path
         self.label = 'the archive %s' % path
@@ -239,16 +254,16 @@ class TarFiles(_TarIndex):
         except (tarfile.TarError, OSError) as exc:
             raise InvalidInputError('Cannot read the tarball %s: %s' % (path, exc))
 
-    def open(self, name, size=None, what=None):
+    def open(self, name: str, size: Optional[int] = None, what: Optional[str] = None) -> Tuple[Reader, Closer]:
         info = self._found(name, size, what)[2]
-        handle = open(self.path, 'rb')
+        handle = open(self.path, 'rb')  # noqa: SIM115 - the caller closes it, through the Closer returned
         handle.seek(info.offset_data)
         return _bounded_reader(handle, info.size), handle.close
 
-    def want(self, names, limit=None):
+    def want(self, names: List[str], limit: Optional[int] = None) -> None:
         """Nothing to prepare: members are read in place."""
 
-    def announce(self, names):
+    def announce(self, names: List[str]) -> None:
         """Nothing to prepare: members are read in place."""
 
 
@@ -262,17 +277,17 @@ class StreamedTarFiles(_TarIndex):
     Before a batch, the disk it needs is compared with what ``tmpdir`` has free.
     """
 
-    def __init__(self, path, tmpdir):
+    def __init__(self, path: str, tmpdir: str) -> None:
         super().__init__()
         self.path = path
         self.tmpdir = tmpdir
         self.label = 'the archive %s' % path
-        self.copies = {}        # ordinal -> path of the copy in tmpdir
-        self.pending = set()    # ordinals wanted and not copied yet
+        self.copies: Dict[int, str] = {}    # ordinal -> path of the copy in tmpdir
+        self.pending: Set[int] = set()      # ordinals wanted and not copied yet
         self.lock = threading.Lock()
         self._stream(self._index)
 
-    def _stream(self, visit):
+    def _stream(self, visit: Callable[[int, tarfile.TarInfo, tarfile.TarFile], Any]) -> None:
         try:
             with tarfile.open(self.path, 'r|*') as archive:
                 for ordinal, info in enumerate(archive):
@@ -281,10 +296,10 @@ class StreamedTarFiles(_TarIndex):
         except (tarfile.TarError, OSError, EOFError, ValueError, zlib.error, _LZMAError) as exc:
             raise InvalidInputError('Cannot read the compressed tarball %s: %s' % (self.path, exc))
 
-    def _index(self, ordinal, info, archive):
+    def _index(self, ordinal: int, info: tarfile.TarInfo, archive: tarfile.TarFile) -> None:
         self.add(ordinal, info)
 
-    def want(self, names, limit=None):
+    def want(self, names: List[str], limit: Optional[int] = None) -> None:
         """Copy the regular members ``names`` lead to (those of at most ``limit`` bytes), in one pass."""
         with self.lock:
             for name in names:
@@ -293,7 +308,7 @@ class StreamedTarFiles(_TarIndex):
                     self.pending.add(found[1])
             self._copy_pending()
 
-    def _copy_pending(self):
+    def _copy_pending(self) -> None:
         if not self.pending:
             return
         wanted = set(self.pending)
@@ -303,7 +318,7 @@ class StreamedTarFiles(_TarIndex):
             raise InvalidInputError('Reading %s needs %d bytes in the temporary directory %s; %d are free'
                                     % (self.path, needed, self.tmpdir, free))
 
-        def visit(ordinal, info, archive):
+        def visit(ordinal: int, info: tarfile.TarInfo, archive: tarfile.TarFile) -> bool:
             if ordinal in wanted:
                 self.copies[ordinal] = self._copy(ordinal, info, archive)
                 wanted.discard(ordinal)
@@ -311,7 +326,7 @@ class StreamedTarFiles(_TarIndex):
         self._stream(visit)
         self.pending.clear()
 
-    def _copy(self, ordinal, info, archive):
+    def _copy(self, ordinal: int, info: tarfile.TarInfo, archive: tarfile.TarFile) -> str:
         """Copy one member into a file named after its position; read errors mean a broken tarball."""
         target = os.path.join(self.tmpdir, 'member-%d' % ordinal)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_CLOEXEC', 0)
@@ -335,20 +350,20 @@ class StreamedTarFiles(_TarIndex):
             raise InvalidInputError('%s ends inside %s' % (self.label, info.name))
         return target
 
-    def _write_error(self, info, exc):
+    def _write_error(self, info: tarfile.TarInfo, exc: OSError) -> InvalidInputError:
         return InvalidInputError('Cannot copy %s of %s into the temporary directory %s: %s'
                                  % (info.name, self.path, self.tmpdir, exc.strerror or exc))
 
-    def open(self, name, size=None, what=None):
+    def open(self, name: str, size: Optional[int] = None, what: Optional[str] = None) -> Tuple[Reader, Closer]:
         dummy, ordinal, info = self._found(name, size, what)
         with self.lock:
             if ordinal not in self.copies:
                 self.pending.add(ordinal)   # with the other blobs the loader announced, in one pass
                 self._copy_pending()
-        handle = open(self.copies[ordinal], 'rb')
+        handle = open(self.copies[ordinal], 'rb')  # noqa: SIM115 - the caller closes it, through the Closer returned
         return _bounded_reader(handle, info.size), handle.close
 
-    def announce(self, names):
+    def announce(self, names: List[str]) -> None:
         """The members read later, if at all (blobs): copied together when the first one is opened."""
         with self.lock:
             for name in names:
@@ -357,7 +372,7 @@ class StreamedTarFiles(_TarIndex):
                     self.pending.add(found[1])
 
 
-def read_small(files, name, what, size=None):
+def read_small(files: Any, name: str, what: str, size: Optional[int] = None) -> Optional[bytes]:
     """The bytes of a JSON document of the archive (at most MAX_JSON), None when there is no such file."""
     actual = files.size(name)
     if actual is None:
@@ -379,14 +394,14 @@ def read_small(files, name, what, size=None):
         close()
 
 
-def read_json(files, name, what):
+def read_json(files: Any, name: str, what: str) -> Tuple[Any, Optional[bytes]]:
     raw = read_small(files, name, what)
     if raw is None:
         return None, None
     return parse_json(raw, '%s (%s)' % (what, name)), raw
 
 
-def open_files(path, tmpdir):
+def open_files(path: str, tmpdir: str) -> Any:
     """The reader for ``path``: a directory, an uncompressed tarball (in place) or a compressed one (streamed)."""
     if os.path.isdir(path):
         return DirectoryFiles(path, 'the layout %s' % path)
@@ -407,21 +422,19 @@ def open_files(path, tmpdir):
 class ArchiveBlobSource(BlobSource):
     """Blob bytes from the archive's files (or from compressed temporary files)."""
 
-    retryable = True
-
-    def __init__(self, files, paths, name='the archive'):
+    def __init__(self, files: Any, paths: Dict[str, Tuple[Any, str]], name: str = 'the archive') -> None:
         self.files = files
         self.paths = paths      # digest -> (files, name)
         self.name = name
 
-    def open(self, descriptor):
+    def open(self, descriptor: Dict[str, Any]) -> Tuple[Reader, Closer]:
         """The blob's reader; a file of another size than the descriptor's is refused before any byte."""
         files, name = self.paths[descriptor['digest']]
         return files.open(name, descriptor.get('size'), 'The blob %s' % descriptor['digest'])
 
 
 # -- selecting an image ------------------------------------------------------------------------
-def _name_variants(name):
+def _name_variants(name: str) -> Set[str]:
     """A reference and the spellings tools write for it (docker.io/library/, localhost/)."""
     name = name.strip()
     variants = {name}
@@ -433,15 +446,13 @@ def _name_variants(name):
     return variants
 
 
-def _matches(wanted, names):
+def _matches(wanted: str, names: List[Optional[str]]) -> bool:
     wanted_variants = _name_variants(wanted)
-    for name in names:
-        if name and wanted_variants & _name_variants(name):
-            return True
-    return False
+    return any(name and wanted_variants & _name_variants(name) for name in names)
 
 
-def select_entry(entries, names_of, archive_image, what):
+def select_entry(entries: List[Dict[str, Any]], names_of: Callable[[Dict[str, Any]], List[Any]], archive_image: Any,
+                 what: str) -> Dict[str, Any]:
     """The entry that ``archive_image`` (a name or an index) selects; the only one when not given."""
     if not entries:
         raise InvalidInputError('%s contains no image' % what)
@@ -470,13 +481,13 @@ def select_entry(entries, names_of, archive_image, what):
 
 
 # -- OCI layouts -------------------------------------------------------------------------
-def _blob_name(digest):
+def _blob_name(digest: str) -> str:
     algorithm, encoded = validate_digest(digest)
     return 'blobs/%s/%s' % (algorithm, encoded)
 
 
-def _oci_manifest(files, descriptor, what):
-    digest = descriptor.get('digest')
+def _oci_manifest(files: Any, descriptor: Dict[str, Any], what: str) -> Manifest:
+    digest: Any = descriptor.get('digest')
     validate_digest(digest, what='%s digest' % what)
     size = descriptor.get('size')
     raw = read_small(files, _blob_name(digest), 'The %s %s' % (what, digest), size if isinstance(size, int) else None)
@@ -489,69 +500,22 @@ def _oci_manifest(files, descriptor, what):
     return Manifest(raw, descriptor.get('mediaType') or descriptor.get('media_type'), digest=digest)
 
 
-class _IndexWalk:
-    """The manifests an index of the archive leads to, nested indexes included (MAX_INDEX_DEPTH levels).
+class ArchiveManifests(ManifestReader):
+    """The manifests of an OCI layout or archive, by the descriptors that name them (for ``_image.walk``)."""
 
-    ``children`` lists them in the order they can be pushed: every manifest
-    after the ones it lists; ``images`` the image manifests with their platform.
-    """
-
-    def __init__(self, files):
+    def __init__(self, files: Any) -> None:
         self.files = files
-        self.children = []
-        self.image_manifests = []
-        self.images = []
-        self.seen = set()
 
-    def walk(self, index, depth=0):
-        entries = index.children()
-        for entry in entries:
-            validate_digest(entry['digest'], what='manifest digest in index %s' % index.digest)
+    def prefetch(self, entries: List[Dict[str, Any]]) -> None:
+        """The children of one index: their digests checked, their files read together (one pass)."""
         self.files.want([_blob_name(e['digest']) for e in entries], MAX_JSON)
-        for entry in entries:
-            if entry['digest'] in self.seen:
-                continue
-            self.seen.add(entry['digest'])
-            manifest = _oci_manifest(self.files, entry, 'child manifest')
-            if manifest.is_index:
-                if depth + 1 >= MAX_INDEX_DEPTH:
-                    raise InvalidInputError('The index %s in the archive lists the index %s, nested deeper than %d '
-                                            'levels; push does not follow it'
-                                            % (index.digest, manifest.digest, MAX_INDEX_DEPTH))
-                self.walk(manifest, depth + 1)
-            elif manifest.is_image:
-                platform = Platform.from_dict(entry.get('platform'))
-                self.image_manifests.append(manifest)
-                self.images.append(image_details(manifest, str(platform) if platform is not None and platform.os
-                                                 else None))
-            else:
-                raise InvalidInputError('The index %s in the archive lists %s of media type %s, which push does '
-                                        'not support' % (index.digest, manifest.digest, manifest.media_type))
-            self.children.append(manifest)
+
+    def get_manifest(self, entry: Dict[str, Any]) -> Manifest:
+        return _oci_manifest(self.files, entry, 'child manifest')
 
 
-def load_oci(files, index, archive_image, what):
-    check_manifest(index, OCI_INDEX, 'index.json of %s' % what[4:])
-    entries = index.get('manifests') or []
-
-    def names(entry):
-        annotations = entry.get('annotations') or {}
-        return [annotations.get(REF_NAME), annotations.get(CONTAINERD_NAME)]
-
-    entry = select_entry(entries, names, archive_image, what)
-    if isinstance(entry.get('digest'), str):
-        files.want([_blob_name(entry['digest'])], MAX_JSON)
-    top = _oci_manifest(files, entry, 'manifest')
-    if top.is_index:
-        walk = _IndexWalk(files)
-        walk.walk(top)
-        children, image_manifests, images = walk.children, walk.image_manifests, walk.images
-    elif top.is_image:
-        children, image_manifests, images = [], [top], [image_details(top)]
-    else:
-        raise InvalidInputError('The selected manifest %s in %s has media type %s, which push does not support'
-                                % (top.digest, what, top.media_type))
-    blobs = unique_blobs(image_manifests)
+def _blob_paths(files: Any, blobs: List[Dict[str, Any]]) -> Dict[str, Tuple[Any, str]]:
+    """Where each blob is in the archive; a missing one, or one of another size, is refused now."""
     paths = {}
     for blob in blobs:
         name = _blob_name(blob['digest'])
@@ -562,11 +526,36 @@ def load_oci(files, index, archive_image, what):
             raise _size_mismatch('The %s blob %s' % (blob['kind'], blob['digest']), name, size, blob['size'])
         paths[blob['digest']] = (files, name)
     files.announce([name for dummy, name in paths.values()])
-    return ImagePlan(top, children, blobs, images), ArchiveBlobSource(files, paths, what[4:])
+    return paths
+
+
+def load_oci(files: Any, index: Any, archive_image: Any, what: str) -> Tuple[ImagePlan, ArchiveBlobSource]:
+    check_manifest(index, OCI_INDEX, 'index.json of %s' % what[4:])
+    entries = index.get('manifests') or []
+
+    def names(entry: Dict[str, Any]) -> List[Optional[str]]:
+        annotations = entry.get('annotations') or {}
+        return [annotations.get(REF_NAME), annotations.get(CONTAINERD_NAME)]
+
+    entry = select_entry(entries, names, archive_image, what)
+    if isinstance(entry.get('digest'), str):
+        files.want([_blob_name(entry['digest'])], MAX_JSON)
+    top = _oci_manifest(files, entry, 'manifest')
+    if not top.is_index and not top.is_image:
+        raise InvalidInputError('The selected manifest %s in %s has media type %s, which push does not support'
+                                % (top.digest, what, top.media_type))
+    plan = plan_from_walk(publishable(
+        walk(ArchiveManifests(files), top),
+        lambda node: 'The index %s in the archive lists the index %s, nested deeper than %d levels; push does not '
+        'follow it' % (node.parent, node.digest, MAX_INDEX_DEPTH),
+        lambda node: 'The index %s in the archive lists %s of media type %s, which push does not support'
+        % (node.parent, node.digest, node.manifest.media_type if node.manifest else None)))
+    return plan, ArchiveBlobSource(files, _blob_paths(files, plan.blobs), what[4:])
 
 
 # -- docker-archive -------------------------------------------------------------------------
-def compress_layer(files, name, tmpdir, diff_id=None, number=0):
+def compress_layer(files: Any, name: str, tmpdir: str, diff_id: Optional[str] = None,
+                   number: int = 0) -> Tuple[str, int, Optional[str]]:
     """Gzip a layer tar deterministically into ``tmpdir``; ``(digest, size, path)`` of the result.
 
     A layer that is already gzip-compressed is used as it is.
@@ -614,7 +603,8 @@ def compress_layer(files, name, tmpdir, diff_id=None, number=0):
     return 'sha256:' + hasher.hexdigest(), size, fd_path
 
 
-def load_docker(files, manifest_list, archive_image, tmpdir, what):
+def load_docker(files: Any, manifest_list: Any, archive_image: Any, tmpdir: str,
+                what: str) -> Tuple[ImagePlan, ArchiveBlobSource]:
     if not isinstance(manifest_list, list):
         raise InvalidInputError('%s: manifest.json is not a list' % what)
     entries = [e for e in manifest_list if isinstance(e, dict)]
@@ -661,18 +651,18 @@ def load_docker(files, manifest_list, archive_image, tmpdir, what):
     }
     raw = json.dumps(document, indent=3).encode('utf-8')
     top = Manifest(raw, DOCKER_MANIFEST)
-    plan = ImagePlan(top, [], unique_blobs([top]), [image_details(top, str(platform) if platform.os else None)])
+    plan = plan_from_walk(list(walk(ArchiveManifests(files), top)), str(platform) if platform.os else None)
     if compressed:
         plan.layer_compression = layer_compression()
     return plan, ArchiveBlobSource(files, paths, what[4:])
 
 
-def layer_compression():
+def layer_compression() -> str:
     """How this host compresses layers: the digests of compressed layers depend on it."""
     return 'gzip level %d, zlib %s' % (GZIP_LEVEL, zlib.ZLIB_RUNTIME_VERSION)
 
 
-def load_image(path, tmpdir, archive_image=None):
+def load_image(path: str, tmpdir: str, archive_image: Any = None) -> Tuple[ImagePlan, ArchiveBlobSource, str]:
     """``(plan, source, format)`` for the image archive at ``path``."""
     files = open_files(path, tmpdir)
     what = 'The archive %s' % path
@@ -690,3 +680,18 @@ def load_image(path, tmpdir, archive_image=None):
         raise RegistryError('Reading %s failed: %s' % (path, exc))
     raise InvalidInputError('%s is neither an OCI image layout (no index.json) nor a docker-archive '
                             '(no manifest.json)' % path)
+
+
+# -- push: an archive published to a registry ------------------------------------------------
+def push_archive(client: Any, reference: Any, path: str, ctx: RunContext, archive_image: Any = None,
+                 expected_digest: Optional[str] = None, overwrite: bool = True,
+                 tmpdir: Optional[str] = None) -> PushOutcome:
+    """Publish the image of the archive at ``path`` under ``reference``; the temporary files go afterwards."""
+    workdir = tempfile.mkdtemp(prefix='push-', dir=tmpdir)
+    try:
+        plan, source, kind = load_image(path, workdir, archive_image)
+        check_expected_digest(plan.digest, expected_digest, path)
+        sync, stats = publish(client, reference, plan, source, ctx, overwrite=overwrite)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return PushOutcome(reference, plan, sync, stats, ctx.diff_mode, archive_format=kind)

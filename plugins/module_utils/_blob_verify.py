@@ -5,11 +5,12 @@
 # Private to this collection: may change without notice between releases.
 """What ``blob_verify`` does: walk an image, verify every manifest and blob, optionally keep copies.
 
-The walk goes from the reference to each image manifest (every child of an
-index, each fetched by digest and verified against its descriptor) and
-collects the config and layer descriptors, each blob once however many
-platforms share it. The blobs are then verified by a pool of worker threads
-sharing the run's one HTTP session.
+The walk (``_image.walk``) goes from the reference to each image manifest
+(every child of an index, each fetched by digest and verified against its
+descriptor) and collects the config and layer descriptors, each blob once
+however many platforms share it; a child manifest that cannot be read is one
+failed item, and the walk goes on. The blobs are then verified by a pool of
+worker threads sharing the run's one HTTP session.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Dict, List, Optional
 
 from ansible_collections.imagelayers.registry.plugins.module_utils._blobs import (
     BlobFile,
@@ -29,6 +30,7 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._blobs import
     verify_file,
     write_bytes,
 )
+from ansible_collections.imagelayers.registry.plugins.module_utils._context import RunContext
 from ansible_collections.imagelayers.registry.plugins.module_utils._digest import validate_digest
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
     AuthenticationError,
@@ -37,55 +39,69 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._errors impor
     NotFoundError,
     RegistryError,
 )
+from ansible_collections.imagelayers.registry.plugins.module_utils._image import (
+    Node,
+    RepositoryManifests,
+    require_platform,
+    walk,
+)
 from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import (
     MAX_INDEX_DEPTH,
-    accepted_suffix,
+    Platform,
     check_config,
     parse_json,
-    platform_label,
 )
+from ansible_collections.imagelayers.registry.plugins.module_utils._parallel import check_workers, run_all
 from ansible_collections.imagelayers.registry.plugins.module_utils._registry.client import MAX_CONFIG_SIZE
 
 CHECKS = ('full', 'exists')
-DEFAULT_WORKERS = 4
-MAX_WORKERS = 32
-_FOREIGN_MARKERS = ('foreign', 'nondistributable')
 
 
 class Item:
     """One manifest or blob to verify, and what became of it."""
 
-    def __init__(self, digest, size, media_type, kind, platform=None):
+    def __init__(self, digest: str, size: Optional[int], media_type: Optional[str], kind: str,
+                 platforms: Optional[List[str]] = None) -> None:
         self.digest = digest
         self.size = size
         self.media_type = media_type
         self.kind = kind
-        self.platforms = [platform] if platform else []
+        self.platforms = platforms if platforms is not None else []  # a walked node's: it gains those found later
         self.status = 'pending'
         self.verified = False
-        self.message = None
-        self.actual_digest = None
-        self.actual_size = None
-        self.reason = None      # a few words for the summary of a failure
-        self.path = None
+        self.message: Optional[str] = None
+        self.actual_digest: Optional[str] = None
+        self.actual_size: Optional[int] = None
+        self.reason: Optional[str] = None   # a few words for the summary of a failure
+        self.path: Optional[str] = None
         self.changed = False
-        self.local = None       # state of the file under dest before the run: absent/ok/mismatch
-        self.data = None        # bytes of a manifest or a config fetched during the walk
+        self.local: Optional[str] = None    # state of the file under dest before the run: absent/ok/mismatch
+        self.data: Optional[bytes] = None   # bytes of a manifest or a config fetched during the walk
         self.foreign = False
         self.downloaded = 0
         self.hashed = 0
-        self.sets_platform_of = []  # items whose platform comes from this config
 
-    def add_platform(self, platform):
-        if platform and platform not in self.platforms:
-            self.platforms.append(platform)
+    @classmethod
+    def of(cls, node: Node, repository: str) -> Item:
+        """The item of a walked node; a manifest the walk could not accept is failed already."""
+        item = cls(node.digest, node.size, node.media_type, node.kind, node.platforms)
+        item.foreign = node.foreign
+        if node.error is not None:
+            item.fail_from(node.error, repository)
+        elif node.manifest is not None:
+            item.data = node.manifest.raw
+            item.ok(hashed=node.manifest.size)
+            if node.too_deep:
+                item.fail('error', 'Index nesting deeper than %d levels; not followed' % MAX_INDEX_DEPTH)
+        return item
 
-    def ok(self, hashed=0):
+    def ok(self, hashed: int = 0) -> None:
         self.status = 'ok'
         self.verified = True
         self.hashed += hashed
 
-    def fail(self, status, message, actual_digest=None, actual_size=None, reason=None):
+    def fail(self, status: str, message: str, actual_digest: Optional[str] = None, actual_size: Optional[int] = None,
+             reason: Optional[str] = None) -> None:
         self.status = status
         self.verified = False
         self.message = message
@@ -93,7 +109,7 @@ class Item:
         self.actual_size = actual_size
         self.reason = reason
 
-    def fail_from(self, error, repository=None):
+    def fail_from(self, error: RegistryError, repository: Optional[str] = None) -> None:
         details = getattr(error, 'details', {}) or {}
         if isinstance(error, NotFoundError):
             codes = getattr(error, 'codes', None) or []
@@ -111,7 +127,7 @@ class Item:
         else:
             self.fail('error', error.msg, None, details.get('actual_size'))
 
-    def to_result(self, with_dest):
+    def to_result(self, with_dest: bool) -> Dict[str, Any]:
         entry = {
             'digest': self.digest,
             'size': self.size if self.size is not None else self.actual_size,
@@ -131,7 +147,7 @@ class Item:
             entry['changed'] = self.changed
         return entry
 
-    def describe(self):
+    def describe(self) -> str:
         label = '%s %s' % (self.kind, self.digest)
         if self.platforms:
             label += ' (%s)' % ', '.join(self.platforms)
@@ -151,14 +167,12 @@ class Item:
 class BlobVerifier:
     """One run of ``blob_verify``."""
 
-    def __init__(self, client, reference, digests=None, platform=None, check='full', dest=None, workers=None,
-                 retries=3, check_mode=False, warn=None, http=None, sleep=time.sleep):
+    def __init__(self, client: Any, reference: Any, ctx: RunContext, digests: Optional[List[str]] = None,
+                 platform: Optional[Platform] = None, check: str = 'full', dest: Optional[str] = None,
+                 sleep: Callable[[float], Any] = time.sleep) -> None:
         if check not in CHECKS:
             raise InvalidInputError('check must be one of %s, got %r' % (', '.join(CHECKS), check))
-        if workers is None:
-            workers = DEFAULT_WORKERS
-        if not 1 <= workers <= MAX_WORKERS:
-            raise InvalidInputError('workers must be between 1 and %d, got %r' % (MAX_WORKERS, workers))
+        check_workers(ctx.workers)
         if dest is not None and check != 'full':
             raise InvalidInputError('dest keeps verified copies, which needs check=full (check=exists downloads '
                                     'nothing)')
@@ -170,7 +184,7 @@ class BlobVerifier:
                                     'list the blobs with digests' % reference.name)
         if platform is not None and not (reference.tag or reference.digest):
             raise InvalidInputError('platform selects from an image index: give the image a tag or digest')
-        self.wanted = None
+        self.wanted: Optional[List[str]] = None
         if digests is not None:
             self.wanted = []
             for digest in digests:
@@ -183,104 +197,47 @@ class BlobVerifier:
         self.platform = platform
         self.check = check
         self.dest = dest
-        self.workers = workers
-        self.retries = retries
-        self.check_mode = check_mode
-        self.warn = warn or (lambda msg: None)
-        self.http = http
+        self.ctx = ctx
         self.sleep = sleep
-        self.items = {}
-        self.order = []
-        self.top_digest = None
+        self.items: Dict[str, Item] = {}
+        self.order: List[str] = []
+        self.top_digest: Optional[str] = None
+        self.elapsed = 0.0
         if dest is not None:
             default_file_mode()  # learn the umask here, before any worker thread exists
 
     # -- collecting what to verify -------------------------------------------
-    def _add(self, digest, size, media_type, kind, platform=None):
-        item = self.items.get(digest)
-        if item is None:
-            item = Item(digest, size, media_type, kind, platform)
-            self.items[digest] = item
-            self.order.append(digest)
-        else:
-            item.add_platform(platform)
-        return item
-
-    def walk(self):
+    def walk(self) -> None:
         """Fetch and verify the manifests reachable from the reference; collect their blobs."""
-        reference = self.reference
-        manifest = self.client.get_manifest(self.repository, reference.reference)
+        manifest = self.client.get_manifest(self.repository, self.reference.reference)
         self.top_digest = manifest.digest
-        top = self._add(manifest.digest, manifest.size, manifest.media_type, 'manifest')
-        top.data = manifest.raw
-        top.ok(hashed=manifest.size)
-        if manifest.is_index:
-            self._walk_index(manifest, depth=0)
-        else:
-            self._walk_image(manifest, top, platform=None, single=True)
+        platforms = [self.platform] if self.platform is not None else None
+        nodes = []
+        for node in walk(RepositoryManifests(self.client, self.repository), manifest, platforms):
+            nodes.append(node)
+            self.items[node.digest] = Item.of(node, self.repository)
+            self.order.append(node.digest)
+            self._warn_about(node)
+        top = nodes[0]
+        if not manifest.is_index and not manifest.is_schema1:
+            config = next((node for node in top.members if node.kind == 'config'), None)
+            if config is not None:
+                self._learn_platform(top, self.items[config.digest])
 
-    def _walk_index(self, index, depth):
-        children = index.children()
-        if self.platform is not None and depth == 0:
-            children = [index.select_platform(self.platform)]
-        for child in children:
-            digest = child.get('digest')
-            label = platform_label(child)
-            item = self._add(digest, child.get('size'), child.get('media_type'), 'manifest', label)
-            if item.status != 'pending':
-                continue
-            try:
-                manifest = self.client.get_manifest(self.repository, digest)
-            except (NotFoundError, IntegrityError) as error:
-                item.fail_from(error, self.repository)
-                continue
-            if item.size is not None and manifest.size != item.size:
-                item.fail('mismatch', 'The manifest %s is %d bytes, the index %s says %d'
-                          % (digest, manifest.size, index.digest, item.size), manifest.digest, manifest.size,
-                          reason='size differs from the index entry')
-                continue
-            item.data = manifest.raw
-            item.media_type = item.media_type or manifest.media_type
-            item.ok(hashed=manifest.size)
-            if manifest.is_index:
-                if depth + 1 >= MAX_INDEX_DEPTH:
-                    item.fail('error', 'Index nesting deeper than %d levels; not followed' % MAX_INDEX_DEPTH)
-                    continue
-                self._walk_index(manifest, depth + 1)
-            else:
-                self._walk_image(manifest, item, platform=label, single=False)
-
-    def _walk_image(self, manifest, manifest_item, platform, single):
+    def _warn_about(self, node: Node) -> None:
+        """What cannot be verified in full: schema1 layers (no sizes), manifests that are not images."""
+        manifest = node.manifest
+        if manifest is None or node.error is not None or manifest.is_index:
+            return
         if manifest.is_schema1:
-            self.warn('%s is a Docker schema1 manifest (deprecated): its layers have no sizes, they are verified '
-                      'by digest only' % manifest.digest)
-            arch = manifest.data.get('architecture')
-            label = platform or ('linux/%s' % arch if arch else None)
-            manifest_item.add_platform(label)
-            # Every fsLayer, throwaway ones too (manifest_info lists the same), each blob once.
-            for fs_layer in reversed(manifest.data.get('fsLayers') or []):
-                self._add(fs_layer['blobSum'], None, None, 'layer', label)
-            return
-        if not manifest.is_image and not manifest.data.get('layers') and not manifest.data.get('config'):
-            self.warn('%s has media type %s, neither an image nor an index: only the manifest itself was verified'
-                      % (manifest.digest, manifest.media_type))
-            return
-        members = [manifest_item]
-        config_item = None
-        for descriptor in manifest.blob_descriptors():
-            item = self._add(descriptor['digest'], descriptor.get('size'), descriptor.get('media_type'),
-                             descriptor['kind'], platform)
-            if descriptor.get('urls') and any(m in (descriptor.get('media_type') or '') for m in _FOREIGN_MARKERS):
-                item.foreign = True
-            members.append(item)
-            if descriptor['kind'] == 'config' and config_item is None:
-                config_item = item
-        if single and config_item is not None:
-            # The platform of a single image is in its config: learn it now.
-            config_item.sets_platform_of = members
-            self._learn_platform(config_item)
+            self.ctx.warn('%s is a Docker schema1 manifest (deprecated): its layers have no sizes, they are verified '
+                          'by digest only' % manifest.digest)
+        elif not manifest.is_image and not manifest.data.get('layers') and not manifest.data.get('config'):
+            self.ctx.warn('%s has media type %s, neither an image nor an index: only the manifest itself was '
+                          'verified' % (manifest.digest, manifest.media_type))
 
-    def _learn_platform(self, config_item):
+    def _learn_platform(self, top: Node, config_item: Item) -> None:
+        """The platform of a single image is in its config: learn it now (and check it when one was asked for)."""
         if self.check == 'full':
             self._verify_item(config_item, keep=True)
             data = config_item.data
@@ -295,18 +252,14 @@ class BlobVerifier:
             return
         platform = _platform_of_config(data, config_item.digest)
         if platform is not None:
-            for member in config_item.sets_platform_of:
-                member.add_platform(str(platform))
+            top.add_platform(str(platform), below=True)
         if self.platform is not None:
             if platform is None:
                 raise InvalidInputError('Cannot tell the platform of %s: its config %s could not be read'
                                         % (self.reference.name, config_item.digest))
-            if not self.platform.matches(platform):
-                raise InvalidInputError('%s is a single-platform image for %s, not %s%s'
-                                        % (self.reference.name, platform, self.platform,
-                                           accepted_suffix(self.platform)))
+            require_platform(self.platform, platform, self.reference.name)
 
-    def select(self):
+    def select(self) -> None:
         """Keep only the items the user listed in ``digests``."""
         if self.wanted is None:
             return
@@ -321,19 +274,18 @@ class BlobVerifier:
         self.order = list(self.wanted)
 
     # -- verifying ---------------------------------------------------------------
-    def _verify_item(self, item, keep=False):
+    def _verify_item(self, item: Item, keep: bool = False) -> None:
         """Verify one item; record the outcome in it. Never raises for a bad blob."""
         if item.status != 'pending':
             if item.status == 'ok' and item.kind == 'manifest' and self.dest is not None:
                 self._save_bytes(item)
             return
         try:
-            if item.foreign:
-                if self.client.head_blob(self.repository, item.digest) is None:
-                    item.status = 'skipped'
-                    item.message = ('foreign layer (%s): the registry does not distribute it, its urls serve it'
-                                    % item.media_type)
-                    return
+            if item.foreign and self.client.head_blob(self.repository, item.digest) is None:
+                item.status = 'skipped'
+                item.message = ('foreign layer (%s): the registry does not distribute it, its urls serve it'
+                                % item.media_type)
+                return
             if self.check == 'exists':
                 self._check_exists(item)
             elif item.data is not None:
@@ -345,7 +297,7 @@ class BlobVerifier:
         except RegistryError as error:
             item.fail_from(error, self.repository)
 
-    def _check_exists(self, item):
+    def _check_exists(self, item: Item) -> None:
         size = self.client.head_blob(self.repository, item.digest)
         if size is None:
             item.fail('missing', 'The registry does not have %s %s in %s (BLOB_UNKNOWN, HTTP 404 to HEAD)'
@@ -362,7 +314,7 @@ class BlobVerifier:
         item.status = 'ok'
         item.verified = True
 
-    def _fetch(self, item, keep):
+    def _fetch(self, item: Item, keep: bool) -> None:
         what = '%s %s in %s' % (item.kind, item.digest, self.repository)
         result = FetchResult()
         try:
@@ -370,7 +322,7 @@ class BlobVerifier:
         finally:
             item.downloaded += result.bytes_transferred
 
-    def _fetch_into(self, item, keep, what, result):
+    def _fetch_into(self, item: Item, keep: bool, what: str, result: FetchResult) -> None:
         if self.dest is not None:
             item.path = blob_path(self.dest, item.digest)
             state, local = verify_file(item.path, item.digest, item.size)
@@ -389,15 +341,15 @@ class BlobVerifier:
                 item.size = local.count if item.size is None else item.size
                 item.ok(hashed=local.count)
                 return
-            if self.check_mode:
+            if self.ctx.check_mode:
                 sink = MemorySink(MAX_CONFIG_SIZE) if keep else None
                 fetch_blob(self.client, self.repository, item.digest, item.size, sink=sink,
-                           retries=self.retries, sleep=self.sleep, what=what, result=result)
-                item.data = sink.getvalue() if keep else None
+                           retries=self.ctx.retries, sleep=self.sleep, what=what, result=result)
+                item.data = sink.getvalue() if sink is not None else None
             else:
                 with BlobFile(self.dest, item.digest) as blob_file:
                     fetch_blob(self.client, self.repository, item.digest, item.size, sink=blob_file,
-                               retries=self.retries, sleep=self.sleep, what=what, result=result)
+                               retries=self.ctx.retries, sleep=self.sleep, what=what, result=result)
                     blob_file.commit()
                 if keep:
                     with open(item.path, 'rb') as handle:
@@ -406,15 +358,16 @@ class BlobVerifier:
         else:
             sink = MemorySink(MAX_CONFIG_SIZE) if keep else None
             fetch_blob(self.client, self.repository, item.digest, item.size, sink=sink,
-                       retries=self.retries, sleep=self.sleep, what=what, result=result)
-            item.data = sink.getvalue() if keep else None
+                       retries=self.ctx.retries, sleep=self.sleep, what=what, result=result)
+            item.data = sink.getvalue() if sink is not None else None
+        hashed = result.check.count if result.check is not None else 0
         if item.size is None:
-            item.size = result.check.count
-        item.ok(hashed=result.check.count)
+            item.size = hashed
+        item.ok(hashed=hashed)
 
-    def _save_bytes(self, item):
+    def _save_bytes(self, item: Item) -> None:
         """Keep a manifest (or a config fetched during the walk) under dest."""
-        if self.dest is None or item.path is not None:
+        if self.dest is None or item.path is not None or item.data is None:
             return
         item.path = blob_path(self.dest, item.digest)
         state, dummy = verify_file(item.path, item.digest, len(item.data))
@@ -422,94 +375,98 @@ class BlobVerifier:
         if state == 'ok':
             return
         item.changed = True
-        if not self.check_mode:
+        if not self.ctx.check_mode:
             write_bytes(self.dest, item.digest, item.data)
 
-    def verify_all(self):
-        """Verify every selected item with the worker pool."""
+    def verify_all(self) -> None:
+        """Verify every selected item with the worker pool, largest first, so that one big layer does not
+        start last; without a walk, the first transfer alone (it settles the scheme and the token that the
+        workers then share)."""
         pending = [self.items[d] for d in self.order]
-        if self.http is not None:
-            self.http.ensure_pool_size(self.workers)
-        # The first transfer alone: it settles the scheme and the token that the workers then share.
+        self.client.api.http.ensure_pool_size(self.ctx.workers)
         queue = [item for item in pending if item.status == 'pending']
-        done_first = False
-        if queue and not self.top_digest:
-            self._verify_item(queue[0])
-            done_first = True
-        rest = queue[1:] if done_first else queue
-        # Largest first, so that one big layer does not start last.
+        first, rest = (queue[:1], queue[1:]) if not self.top_digest else ([], queue)
         rest.sort(key=lambda i: -(i.size or 0))
-        if self.workers == 1 or len(rest) <= 1:
-            for item in rest:
-                self._verify_item(item)
-        else:
-            with ThreadPoolExecutor(max_workers=min(self.workers, len(rest))) as pool:
-                for future in [pool.submit(self._verify_item, item) for item in rest]:
-                    future.result()
+        for call in run_all(self._verify_item, first + rest, self.ctx.workers, first_alone=bool(first)):
+            if call.error is not None:
+                raise call.error
         # Manifests verified during the walk still need saving under dest.
         for item in pending:
             if item.kind == 'manifest' and item.status == 'ok' and self.dest is not None:
                 self._save_bytes(item)
 
-    def run(self):
+    def run(self) -> Dict[str, Any]:
+        """Walk, verify, and return the result; a RegistryError (its details the result) when an item failed."""
         started = time.monotonic()
         if self.reference.tag or self.reference.digest:
             self.walk()
         self.select()
         self.verify_all()
-        elapsed = time.monotonic() - started
-        return self.result(elapsed)
+        self.elapsed = time.monotonic() - started
+        result = self.to_result()
+        self.raise_for_failures(result)
+        return result
 
-    def result(self, elapsed):
+    def to_result(self) -> Dict[str, Any]:
+        """The module result (see the RETURN docs of blob_verify)."""
         with_dest = self.dest is not None
         selected = [self.items[d] for d in self.order]
-        blobs = [item.to_result(with_dest) for item in selected]
-        bad = [item for item in selected if item.status not in ('ok', 'skipped')]
         result = {
             'changed': any(item.changed for item in selected),
             'image': self.reference.name,
             'digest': self.top_digest,
             'check': self.check,
-            'blobs': blobs,
+            'blobs': [item.to_result(with_dest) for item in selected],
             'verified_count': sum(1 for item in selected if item.verified),
-            'failed_count': len(bad),
+            'failed_count': len(self.failed()),
             'bytes_verified': sum(item.hashed for item in selected if item.verified),
             'bytes_downloaded': sum(item.downloaded for item in selected),
-            'elapsed': round(elapsed, 3),
+            'elapsed': round(self.elapsed, 3),
         }
         if with_dest:
             result['dest'] = self.dest
             before = sorted(_file_state(item, item.local) for item in selected if item.local in ('ok', 'mismatch'))
             after = sorted(_file_state(item, _local_after(item)) for item in selected if _local_after(item))
             result['diff'] = {'before': {'blobs': before}, 'after': {'blobs': after}}
-        if bad:
-            kinds = set(item.status for item in bad)
-            if 'mismatch' in kinds:
-                cls = IntegrityError
-            elif kinds == set(['missing']):
-                cls = NotFoundError
-            else:
-                cls = RegistryError
-            msg = '%d of %d %s of %s failed verification: %s' % (
-                len(bad), len(selected), 'item' if len(selected) == 1 else 'items', self.reference.name,
-                '; '.join(item.describe() for item in bad))
-            raise cls(msg, details=result)
         return result
 
+    def failed(self) -> List[Item]:
+        return [self.items[d] for d in self.order if self.items[d].status not in ('ok', 'skipped')]
 
-def _file_state(item, state):
+    def raise_for_failures(self, result: Dict[str, Any]) -> None:
+        """One error for every failed item: IntegrityError when one did not verify, NotFoundError when all were
+        missing, RegistryError otherwise; its details are the result."""
+        bad = self.failed()
+        if not bad:
+            return
+        kinds = set(item.status for item in bad)
+        cls: type[RegistryError]
+        if 'mismatch' in kinds:
+            cls = IntegrityError
+        elif kinds == set(['missing']):
+            cls = NotFoundError
+        else:
+            cls = RegistryError
+        count = len(self.order)
+        msg = '%d of %d %s of %s failed verification: %s' % (
+            len(bad), count, 'item' if count == 1 else 'items', self.reference.name,
+            '; '.join(item.describe() for item in bad))
+        raise cls(msg, details=result)
+
+
+def _file_state(item: Item, state: Optional[str]) -> str:
     algorithm, encoded = item.digest.split(':', 1)
     return 'blobs/%s/%s%s' % (algorithm, encoded, '' if state == 'ok' else ' (does not verify)')
 
 
-def _local_after(item):
+def _local_after(item: Item) -> Optional[str]:
     """State of the item's file under dest after the run (in check mode: after a real run)."""
     if item.local == 'ok' or (item.status == 'ok' and item.changed):
         return 'ok'
     return item.local if item.local == 'mismatch' else None
 
 
-def _platform_of_config(data, digest):
+def _platform_of_config(data: Optional[bytes], digest: str) -> Optional[Platform]:
     """The platform a config declares, or None when it cannot be told (the config's bytes are verified anyway)."""
     if not data:
         return None
@@ -517,17 +474,16 @@ def _platform_of_config(data, digest):
         platform = check_config(parse_json(data, 'The image config %s' % digest), digest)
     except IntegrityError:
         return None
-    if not platform.os or not platform.architecture:
-        return None
-    return platform
+    return platform if platform.known else None
 
 
-def verify_blobs(client, reference, **kwargs):
+def verify_blobs(client: Any, reference: Any, ctx: Optional[RunContext] = None, digests: Optional[List[str]] = None,
+                 platform: Optional[Platform] = None, check: str = 'full', dest: Optional[str] = None,
+                 sleep: Callable[[float], Any] = time.sleep) -> Dict[str, Any]:
     """Run blob_verify; return its result or raise a RegistryError whose details hold the result."""
-    dest = kwargs.get('dest')
     if dest is not None:
         dest = os.path.abspath(dest)
         if os.path.exists(dest) and not os.path.isdir(dest):
             raise InvalidInputError('dest %s exists and is not a directory' % dest)
-        kwargs['dest'] = dest
-    return BlobVerifier(client, reference, **kwargs).run()
+    return BlobVerifier(client, reference, ctx or RunContext(), digests=digests, platform=platform, check=check,
+                        dest=dest, sleep=sleep).run()

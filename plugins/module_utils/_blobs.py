@@ -34,6 +34,7 @@ import functools
 import os
 import tempfile
 import time
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterator, Literal, Optional, Tuple, Union
 
 from ansible_collections.imagelayers.registry.plugins.module_utils._digest import new_hasher, validate_digest
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
@@ -47,11 +48,17 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._registry.tra
     describe_exception,
 )
 
+if TYPE_CHECKING:
+    from ansible_collections.imagelayers.registry.plugins.module_utils._registry.client import RegistryClient
+    from ansible_collections.imagelayers.registry.plugins.module_utils._registry.reader import BlobReader
+
 # Measured on loopback with hashlib sha256: 1 MiB reads beat 64 KiB and 8 MiB ones.
 CHUNK_SIZE = 1024 * 1024
+# What a chunk of blob bytes comes as: read() returns bytes, readinto() fills a reused memoryview.
+Chunk = Union[bytes, bytearray, memoryview]
 
 
-def blob_path(root, digest):
+def blob_path(root: str, digest: str) -> str:
     """``root/blobs/<algorithm>/<encoded>``, the OCI image layout's place for a blob."""
     algorithm, encoded = validate_digest(digest)
     return os.path.join(root, 'blobs', algorithm, encoded)
@@ -64,7 +71,7 @@ class BlobCheck:
     the read but the caller).
     """
 
-    def __init__(self, digest, size=None, what=None):
+    def __init__(self, digest: str, size: Optional[int] = None, what: Optional[str] = None) -> None:
         self.algorithm = validate_digest(digest)[0]
         self.digest = digest
         self.size = size if size is None else int(size)
@@ -73,16 +80,16 @@ class BlobCheck:
         self.overlong = False
         self._hasher = new_hasher(self.algorithm)
 
-    def update(self, chunk):
+    def update(self, chunk: Chunk) -> None:
         self._hasher.update(chunk)
         self.count += len(chunk)
 
     @property
-    def remaining(self):
+    def remaining(self) -> Optional[int]:
         """Bytes still expected, or None when the size is unknown."""
         return None if self.size is None else self.size - self.count
 
-    def next_read_size(self, chunk_size):
+    def next_read_size(self, chunk_size: int) -> int:
         """How much to ask for next: never past the expected end, but one byte
         more once it is reached, which is enough to tell an overlong body."""
         remaining = self.remaining
@@ -91,24 +98,37 @@ class BlobCheck:
         return min(chunk_size, remaining) if remaining > 0 else 1
 
     @property
-    def actual_digest(self):
+    def actual_digest(self) -> str:
         return '%s:%s' % (self.algorithm, self._hasher.hexdigest())
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
         return (not self.overlong and (self.size is None or self.count == self.size)
                 and self.actual_digest == self.digest)
 
-    def error(self, url=None):
+    def overrun(self, url: Optional[str] = None) -> IntegrityError:
+        """Record a body that went past the expected size; the IntegrityError to raise.
+
+        Only a read against a known size can overrun it: the reads stop one byte past it.
+        """
+        if self.size is None:
+            raise ValueError('The %s has no expected size to overrun' % self.what)
+        self.overlong = True
+        return self._overlong_error(self.size, url)
+
+    def _overlong_error(self, size: int, url: Optional[str]) -> IntegrityError:
+        return IntegrityError(
+            'The %s is longer than the %d bytes its descriptor gives: expected %s (%d bytes), '
+            'received more than %d bytes; stopped reading'
+            % (self.what, size, self.digest, size, size),
+            url=url, details={'expected_digest': self.digest, 'expected_size': size,
+                              'actual_digest': None, 'actual_size': None, 'overlong': True,
+                              'reason': 'body longer than the descriptor size; reading stopped'})
+
+    def error(self, url: Optional[str] = None) -> Optional[IntegrityError]:
         """The IntegrityError describing what is wrong, or None when everything verifies."""
-        if self.overlong:
-            return IntegrityError(
-                'The %s is longer than the %d bytes its descriptor gives: expected %s (%d bytes), '
-                'received more than %d bytes; stopped reading'
-                % (self.what, self.size, self.digest, self.size, self.size),
-                url=url, details={'expected_digest': self.digest, 'expected_size': self.size,
-                                  'actual_digest': None, 'actual_size': None, 'overlong': True,
-                                  'reason': 'body longer than the descriptor size; reading stopped'})
+        if self.overlong and self.size is not None:
+            return self._overlong_error(self.size, url)
         actual = self.actual_digest
         if self.size is not None and self.count != self.size:
             return IntegrityError(
@@ -124,7 +144,7 @@ class BlobCheck:
                                   'actual_digest': actual, 'actual_size': self.count, 'reason': 'digest mismatch'})
         return None
 
-    def verify(self, url=None):
+    def verify(self, url: Optional[str] = None) -> str:
         """Raise IntegrityError unless the bytes fed verify; return the digest."""
         error = self.error(url)
         if error is not None:
@@ -132,7 +152,8 @@ class BlobCheck:
         return self.digest
 
 
-def iter_verified(read, check, chunk_size=CHUNK_SIZE, url=None, verify=True):
+def iter_verified(read: Callable[[int], bytes], check: BlobCheck, chunk_size: int = CHUNK_SIZE, url: Optional[str] = None,
+                  verify: bool = True) -> Iterator[bytes]:
     """Yield chunks from ``read(n)`` while feeding ``check``; verify at the end.
 
     Never asks for more than the expected size plus one byte: one byte too many
@@ -146,15 +167,15 @@ def iter_verified(read, check, chunk_size=CHUNK_SIZE, url=None, verify=True):
             break
         if remaining is not None and len(chunk) > remaining:
             # Past the expected end: hash nothing more, and do not hand it on.
-            check.overlong = True
-            raise check.error(url)
+            raise check.overrun(url)
         check.update(chunk)
         yield chunk
     if verify:
         check.verify(url)
 
 
-def iter_verified_into(readinto, check, chunk_size=CHUNK_SIZE, url=None, verify=True):
+def iter_verified_into(readinto: Callable[[memoryview], int], check: BlobCheck, chunk_size: int = CHUNK_SIZE,
+                       url: Optional[str] = None, verify: bool = True) -> Iterator[memoryview]:
     """Like :func:`iter_verified`, reading with ``readinto(buffer)`` into one reused buffer.
 
     Yields memoryviews of that buffer, each valid only until the next
@@ -168,8 +189,7 @@ def iter_verified_into(readinto, check, chunk_size=CHUNK_SIZE, url=None, verify=
         if not count:
             break
         if remaining is not None and count > remaining:
-            check.overlong = True
-            raise check.error(url)
+            raise check.overrun(url)
         chunk = view[:count]
         check.update(chunk)
         yield chunk
@@ -188,19 +208,21 @@ class VerifiedBody:
     source blob into the upload while verifying it.
     """
 
-    def __init__(self, read, digest, size, chunk_size=CHUNK_SIZE, what=None, url=None):
+    def __init__(self, read: Callable[[int], bytes], digest: str, size: Optional[int], chunk_size: int = CHUNK_SIZE,
+                 what: Optional[str] = None, url: Optional[str] = None) -> None:
         if size is None:
             raise ValueError('VerifiedBody needs the size')
         self.check = BlobCheck(digest, size, what=what)
+        self._size = int(size)
         self._read = read
         self._chunk_size = chunk_size
         self._url = url
         self._started = False
 
-    def __len__(self):
-        return self.check.size
+    def __len__(self) -> int:
+        return self._size
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[bytes]:
         if self._started:
             # Sending it again would send only what is left of the source stream.
             raise TransportError('The body of the %s was already sent once; it must be started over'
@@ -208,7 +230,7 @@ class VerifiedBody:
         self._started = True
         return iter_verified(self._source_read, self.check, self._chunk_size, url=self._url)
 
-    def _source_read(self, amount):
+    def _source_read(self, amount: int) -> bytes:
         """The source's ``read``, its failures told as the source's, in words.
 
         Raised inside ``requests`` while it sends the body, a RegistryError
@@ -219,7 +241,7 @@ class VerifiedBody:
             return self._read(amount)
         except TRANSFER_ERRORS as exc:
             raise TransportError('Reading the %s failed after %d of %d bytes: %s'
-                                 % (self.check.what, self.check.count, self.check.size, describe_exception(exc)),
+                                 % (self.check.what, self.check.count, self._size, describe_exception(exc)),
                                  url=self._url, details={'expected_digest': self.check.digest,
                                                          'expected_size': self.check.size,
                                                          'actual_size': self.check.count})
@@ -229,30 +251,30 @@ class VerifiedBody:
 class NullSink:
     """Verify only: the bytes go nowhere."""
 
-    def write(self, chunk):
+    def write(self, chunk: Chunk) -> None:
         pass
 
 
 class MemorySink:
     """Keep the bytes of a small blob (a config), refusing more than ``limit``."""
 
-    def __init__(self, limit):
+    def __init__(self, limit: int) -> None:
         self.limit = limit
         self.buffer = bytearray()
 
-    def reserve(self, size):
+    def reserve(self, size: Optional[int]) -> None:
         """Refuse a blob larger than the limit before anything is requested."""
         if size is not None and size > self.limit:
             raise IntegrityError('The blob is %d bytes, more than the %d bytes it may take in memory; not fetching it'
                                  % (size, self.limit),
                                  details={'expected_size': size, 'reason': 'larger than the memory limit'})
 
-    def write(self, chunk):
+    def write(self, chunk: Chunk) -> None:
         if len(self.buffer) + len(chunk) > self.limit:
             raise IntegrityError('The blob is larger than %d bytes; refusing to keep it in memory' % self.limit)
         self.buffer += chunk
 
-    def getvalue(self):
+    def getvalue(self) -> bytes:
         return bytes(self.buffer)
 
 
@@ -264,15 +286,15 @@ class BlobFile:
     without ``commit()`` aborts, so nothing partial is ever left behind.
     """
 
-    def __init__(self, root, digest, mode=None):
+    def __init__(self, root: str, digest: str, mode: Optional[int] = None) -> None:
         self.digest = digest
         self.path = blob_path(root, digest)
         self.directory = os.path.dirname(self.path)
         self.mode = mode
-        self._file = None
-        self.temp_path = None
+        self._file: Optional[IO[bytes]] = None
+        self.temp_path: Optional[str] = None
 
-    def open(self):
+    def open(self) -> BlobFile:
         try:
             os.makedirs(self.directory, exist_ok=True)
             fd, self.temp_path = tempfile.mkstemp(prefix='.tmp-', suffix='.partial', dir=self.directory)
@@ -281,7 +303,7 @@ class BlobFile:
         self._file = os.fdopen(fd, 'wb')
         return self
 
-    def reserve(self, size):
+    def reserve(self, size: Optional[int]) -> None:
         """Refuse, before anything is requested or written, a blob larger than the free space.
 
         ``statvfs`` of the destination directory: the space left to unprivileged
@@ -296,35 +318,43 @@ class BlobFile:
                                 'free; nothing was downloaded' % (self.digest, size, self.directory, free),
                                 details={'expected_size': size, 'free_space': free, 'path': self.path})
 
-    def __enter__(self):
+    def __enter__(self) -> BlobFile:
         return self.open()
 
-    def __exit__(self, exc_type, exc, tb):
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Literal[False]:
         self.abort()
         return False
 
-    def write(self, chunk):
+    def _opened(self) -> Tuple[IO[bytes], str]:
+        """The temporary file and its path; writing to a BlobFile never opened (or already done with) is a bug."""
+        if self._file is None or self.temp_path is None:
+            raise ValueError('BlobFile %s is not open' % self.path)
+        return self._file, self.temp_path
+
+    def write(self, chunk: Chunk) -> None:
+        handle, dummy = self._opened()
         try:
-            self._file.write(chunk)
+            handle.write(chunk)
         except OSError as exc:
             raise RegistryError('Cannot write %s: %s' % (self.temp_path, exc.strerror or exc))
 
-    def commit(self):
+    def commit(self) -> str:
         """Flush, fsync and rename the verified file into place."""
+        handle, temp_path = self._opened()
         try:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
+            handle.flush()
+            os.fsync(handle.fileno())
+            handle.close()
             self._file = None
-            os.chmod(self.temp_path, self.mode if self.mode is not None else default_file_mode())
-            os.replace(self.temp_path, self.path)
+            os.chmod(temp_path, self.mode if self.mode is not None else default_file_mode())
+            os.replace(temp_path, self.path)
         except OSError as exc:
             raise RegistryError('Cannot move the verified blob into place at %s: %s'
                                 % (self.path, exc.strerror or exc))
         self.temp_path = None
         return self.path
 
-    def abort(self):
+    def abort(self) -> None:
         if self._file is not None:
             try:
                 self._file.close()
@@ -340,7 +370,7 @@ class BlobFile:
             self.temp_path = None
 
 
-def free_space(directory):
+def free_space(directory: str) -> Optional[int]:
     """Bytes free to unprivileged users on the filesystem of ``directory`` (or of its nearest parent), or None."""
     statvfs = getattr(os, 'statvfs', None)
     if statvfs is None:
@@ -361,14 +391,14 @@ def free_space(directory):
 
 
 @functools.lru_cache(maxsize=None)
-def default_file_mode():
+def default_file_mode() -> int:
     """0666 minus the process umask, what ``open()`` would have created (read once: setting it is global)."""
     umask = os.umask(0o022)
     os.umask(umask)
     return 0o666 & ~umask
 
 
-def write_bytes(root, digest, data):
+def write_bytes(root: str, digest: str, data: bytes) -> str:
     """Write small verified bytes (a manifest) into place atomically; return the path."""
     check = BlobCheck(digest, len(data))
     check.update(data)
@@ -378,41 +408,44 @@ def write_bytes(root, digest, data):
         return blob_file.commit()
 
 
-def verify_file(path, digest, size=None, chunk_size=CHUNK_SIZE):
+def verify_file(path: str, digest: str, size: Optional[int] = None, chunk_size: int = CHUNK_SIZE) -> Tuple[str, BlobCheck]:
     """``(state, check)`` for a file on disk: state is ``absent``, ``ok`` or ``mismatch``.
 
     A file larger than ``size`` is not read past ``size`` + 1 bytes.
     """
     check = BlobCheck(digest, size, what='file %s' % path)
     try:
-        handle = open(path, 'rb')
+        with open(path, 'rb') as handle:
+            state = _read_through(handle.read, check, chunk_size)
     except OSError as exc:
-        if exc.errno == errno.ENOENT:
+        if exc.errno == errno.ENOENT:  # only the open can say so
             return 'absent', check
         raise RegistryError('Cannot read %s: %s' % (path, exc.strerror or exc))
-    with handle:
-        try:
-            for dummy in iter_verified(handle.read, check, chunk_size, verify=False):
-                pass
-        except IntegrityError:
-            return 'mismatch', check
-        except OSError as exc:
-            raise RegistryError('Cannot read %s: %s' % (path, exc.strerror or exc))
-    return ('ok' if check.ok else 'mismatch'), check
+    return state, check
+
+
+def _read_through(read: Callable[[int], bytes], check: BlobCheck, chunk_size: int) -> str:
+    """``ok`` or ``mismatch``: all of ``read`` through ``check``, stopped at an overlong body."""
+    try:
+        for dummy in iter_verified(read, check, chunk_size, verify=False):
+            pass
+    except IntegrityError:
+        return 'mismatch'
+    return 'ok' if check.ok else 'mismatch'
 
 
 # -- the network side ---------------------------------------------------------
 class FetchResult:
     """What one blob transfer did: the check, the attempts, the bytes that went over the wire."""
 
-    def __init__(self, check=None):
+    def __init__(self, check: Optional[BlobCheck] = None) -> None:
         self.check = check
         self.attempts = 0
         self.resumed = 0
         self.restarted = 0
         self.bytes_transferred = 0
 
-    def count(self, reader):
+    def count(self, reader: BlobReader) -> None:
         """Take the counts of ``reader`` (a BlobReader)."""
         self.attempts = reader.attempts
         self.resumed = reader.resumed
@@ -420,8 +453,9 @@ class FetchResult:
         self.bytes_transferred = reader.bytes_transferred
 
 
-def fetch_blob(client, repository, digest, size=None, sink=None, retries=3, chunk_size=CHUNK_SIZE,
-               sleep=time.sleep, what=None, result=None):
+def fetch_blob(client: RegistryClient, repository: str, digest: str, size: Optional[int] = None, sink: Any = None,
+               retries: int = 3, chunk_size: int = CHUNK_SIZE, sleep: Callable[[float], Any] = time.sleep,
+               what: Optional[str] = None, result: Optional[FetchResult] = None) -> FetchResult:
     """Stream a blob from the registry into ``sink``, hashing and counting it; return a FetchResult.
 
     - a sink that cannot take ``size`` bytes (``sink.reserve``) fails before
@@ -454,7 +488,7 @@ def fetch_blob(client, repository, digest, size=None, sink=None, retries=3, chun
     return result
 
 
-def _stream(reader, check, sink, chunk_size):
+def _stream(reader: BlobReader, check: BlobCheck, sink: Any, chunk_size: int) -> None:
     """Read the blob from ``reader`` into ``sink`` through ``check``; a failure the reader gave up on, in words."""
     try:
         for chunk in iter_verified_into(reader.readinto, check, chunk_size, url=reader.url, verify=False):

@@ -14,6 +14,9 @@ Order, first match wins (module options are handled by the caller and always win
    same format; its keys may name a namespace or repository (``quay.io/team``), the longest match wins.
 3. Nothing: anonymous.
 
+:class:`CredentialStore` is how modules and the lookup use them: once per registry and
+repository in a run, and only when the user gave no credentials as options.
+
 With ``config_path`` only that file is read. Docker Hub keys (``https://index.docker.io/v1/``,
 ``index.docker.io``, ``docker.io``, ``registry-1.docker.io``) all match Hub references.
 """
@@ -26,12 +29,20 @@ import json
 import os
 import re
 import subprocess
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
     AuthenticationError,
     InvalidInputError,
 )
 from ansible_collections.imagelayers.registry.plugins.module_utils._registry.auth import Credentials
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.config import (
+    ConnectionConfig,
+    has_credentials,
+)
+
+if TYPE_CHECKING:
+    from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
 
 HUB_REGISTRY = 'docker.io'
 HUB_SERVER_URL = 'https://index.docker.io/v1/'
@@ -43,13 +54,13 @@ _HELPER_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]*')
 _NOT_FOUND_MARKERS = ('credentials not found', 'not found in native keychain', 'no credentials')
 
 
-def docker_config_path(environ=None):
+def docker_config_path(environ: Mapping[str, str] | None = None) -> str:
     environ = os.environ if environ is None else environ
     directory = environ.get('DOCKER_CONFIG') or os.path.join(os.path.expanduser('~'), '.docker')
     return os.path.join(directory, 'config.json')
 
 
-def podman_auth_path(environ=None):
+def podman_auth_path(environ: Mapping[str, str] | None = None) -> str | None:
     environ = os.environ if environ is None else environ
     if environ.get('REGISTRY_AUTH_FILE'):
         return environ['REGISTRY_AUTH_FILE']
@@ -58,7 +69,7 @@ def podman_auth_path(environ=None):
     return None
 
 
-def normalize_key(key):
+def normalize_key(key: str | None) -> tuple[str, str]:
     """``(host, path)`` of a config key: scheme and Docker's ``/v1/`` dropped, Hub hosts folded to docker.io."""
     key = (key or '').strip()
     had_scheme = '://' in key
@@ -74,7 +85,7 @@ def normalize_key(key):
     return host, path
 
 
-def _key_matches(key, registry, repository):
+def _key_matches(key: str, registry: str, repository: str | None) -> int | None:
     host, path = normalize_key(key)
     if host != _fold(registry):
         return None
@@ -85,12 +96,12 @@ def _key_matches(key, registry, repository):
     return None
 
 
-def _fold(registry):
+def _fold(registry: str | None) -> str:
     registry = (registry or '').lower()
     return HUB_REGISTRY if registry in _HUB_HOSTS else registry
 
 
-def _best_key(mapping, registry, repository):
+def _best_key(mapping: Mapping[str, Any], registry: str, repository: str | None) -> str | None:
     """The key of ``mapping`` that matches best (repository-scoped keys beat host keys), or None."""
     best, best_len = None, -1
     for key in mapping:
@@ -100,12 +111,12 @@ def _best_key(mapping, registry, repository):
     return best
 
 
-def server_url(registry):
+def server_url(registry: str) -> str:
     """What a credential helper is asked about: Docker's Hub URL, else the registry host."""
     return HUB_SERVER_URL if _fold(registry) == HUB_REGISTRY else registry
 
 
-def load_config(path):
+def load_config(path: str) -> dict[str, Any] | None:
     """The parsed JSON object of ``path``; None when the file does not exist."""
     try:
         with open(path, 'rb') as handle:
@@ -131,7 +142,9 @@ def load_config(path):
     return data
 
 
-def run_credential_helper(name, url, timeout=HELPER_TIMEOUT, environ=None, where='the registry credentials file'):
+def run_credential_helper(name: Any, url: str, timeout: float = HELPER_TIMEOUT,
+                          environ: Mapping[str, str] | None = None,
+                          where: str = 'the registry credentials file') -> tuple[str, str] | None:
     """``(username, secret)`` from ``docker-credential-<name> get``, or None when it has nothing for ``url``."""
     if not isinstance(name, str) or not _HELPER_NAME.fullmatch(name):
         raise InvalidInputError('Invalid credential helper name %r in %s' % (name, where))
@@ -168,7 +181,7 @@ def run_credential_helper(name, url, timeout=HELPER_TIMEOUT, environ=None, where
     return answer.get('Username') or '', answer['Secret']
 
 
-def _from_helper(name, registry, where, environ):
+def _from_helper(name: Any, registry: str, where: str, environ: Mapping[str, str] | None) -> Credentials | None:
     found = run_credential_helper(name, server_url(registry), environ=environ, where=where)
     if found is None:
         return None
@@ -179,7 +192,7 @@ def _from_helper(name, registry, where, environ):
     return Credentials(username=username, password=secret, source=source)
 
 
-def _from_entry(entry, path, key):
+def _from_entry(entry: Any, path: str, key: str) -> Credentials | None:
     if not isinstance(entry, dict):
         raise InvalidInputError('The entry %r of "auths" in %s must be a JSON object' % (key, path))
     source = '%s (auths entry %s)' % (path, key)
@@ -203,7 +216,8 @@ def _from_entry(entry, path, key):
     return None  # an empty entry, as written next to a credsStore
 
 
-def from_config(config, path, registry, repository, environ=None):
+def from_config(config: Mapping[str, Any], path: str, registry: str, repository: str | None,
+                environ: Mapping[str, str] | None = None) -> Credentials | None:
     """Credentials for ``registry``/``repository`` from one parsed config file, or None."""
     helpers = config.get('credHelpers')
     if isinstance(helpers, dict):
@@ -227,9 +241,11 @@ def from_config(config, path, registry, repository, environ=None):
     return None
 
 
-def lookup(registry, repository=None, config_path=None, environ=None):
+def lookup(registry: str, repository: str | None = None, config_path: str | None = None,
+           environ: Mapping[str, str] | None = None) -> Credentials | None:
     """Stored credentials for ``registry`` (``ImageReference.registry``), or None for anonymous access."""
     environ = os.environ if environ is None else environ
+    paths: list[str | None]
     if config_path:
         paths = [config_path]
         if os.path.isdir(config_path):
@@ -249,3 +265,29 @@ def lookup(registry, repository=None, config_path=None, environ=None):
         if found is not None:
             return found
     return None
+
+
+class CredentialStore:
+    """The stored credentials of one task or lookup call, looked up once per registry and repository.
+
+    Options win: :meth:`complete` adds stored credentials only to a config without credentials
+    the user gave (a credential helper runs once per registry and repository, not per client).
+    """
+
+    def __init__(self, config_path: str | None = None) -> None:
+        self.config_path = config_path
+        self._found: dict[tuple[str, str | None], Credentials | None] = {}
+
+    def get(self, reference: ImageReference) -> Credentials | None:
+        """Credentials for ``reference`` from config.json, a credential helper or auth.json (None: anonymous)."""
+        key = (reference.registry, reference.repository)
+        if key not in self._found:
+            self._found[key] = lookup(reference.registry, reference.repository, config_path=self.config_path)
+        return self._found[key]
+
+    def complete(self, config: ConnectionConfig, reference: ImageReference) -> ConnectionConfig:
+        """``config``, with the stored credentials of ``reference``'s registry when the user gave none."""
+        if has_credentials(config):
+            return config
+        stored = self.get(reference)
+        return config if stored is None else config.with_credentials(stored)

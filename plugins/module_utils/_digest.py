@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import Any, Optional, Tuple
 
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
     IntegrityError,
@@ -22,7 +23,7 @@ _HEX = re.compile(r'[a-f0-9]+')
 _GENERIC = re.compile(r'[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+')
 
 
-def validate_digest(digest, what='digest'):
+def validate_digest(digest: Any, what: str = 'digest') -> Tuple[str, str]:
     """Return ``(algorithm, encoded)`` for a valid digest, else raise InvalidInputError."""
     if not isinstance(digest, str) or not digest:
         raise InvalidInputError('Invalid %s %r: expected "algorithm:hex", for example "sha256:<64 hex digits>"' % (what, digest))
@@ -40,15 +41,15 @@ def validate_digest(digest, what='digest'):
     return algorithm, encoded
 
 
-def new_hasher(algorithm='sha256'):
+def new_hasher(algorithm: str = 'sha256') -> Any:
     return hashlib.new(algorithm)
 
 
-def compute_digest(data, algorithm='sha256'):
+def compute_digest(data: bytes, algorithm: str = 'sha256') -> str:
     return '%s:%s' % (algorithm, hashlib.new(algorithm, data).hexdigest())
 
 
-def verify_bytes(data, expected, what='content', url=None):
+def verify_bytes(data: bytes, expected: str, what: str = 'content', url: Optional[str] = None) -> str:
     """Raise IntegrityError unless ``data`` hashes to ``expected``; return the digest."""
     algorithm, dummy = validate_digest(expected)
     actual = compute_digest(data, algorithm)

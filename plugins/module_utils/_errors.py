@@ -14,6 +14,7 @@ traceback.
 
 from __future__ import annotations
 
+from typing import Any, Dict, Iterable, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 MASK = '********'
@@ -22,7 +23,7 @@ MASK = '********'
 MIN_MASKED_LENGTH = 4
 
 
-def redact_url(url):
+def redact_url(url: Optional[str]) -> Optional[str]:
     """Return ``url`` without user info, query string or fragment.
 
     Query strings of blob redirects carry pre-signed credentials, and a URL
@@ -38,7 +39,7 @@ def redact_url(url):
     return urlunsplit((parts.scheme, netloc, parts.path, '', ''))
 
 
-def mask_secrets(value, secrets):
+def mask_secrets(value: Any, secrets: Iterable[Optional[str]]) -> Any:
     """``value`` (a string, or lists and dicts of them) with every one of ``secrets`` replaced by ``********``.
 
     For what a registry or token service answered: one that echoes the ``Authorization``
@@ -62,7 +63,9 @@ def mask_secrets(value, secrets):
 class RegistryError(Exception):
     """Base class: ``msg`` for people, the other attributes for playbooks."""
 
-    def __init__(self, msg, status=None, url=None, codes=None, errors=None, attempts=None, details=None):
+    def __init__(self, msg: str, status: Optional[int] = None, url: Optional[str] = None,
+                 codes: Optional[Iterable[str]] = None, errors: Optional[Iterable[Any]] = None,
+                 attempts: Optional[int] = None, details: Optional[Dict[str, Any]] = None) -> None:
         super().__init__(msg)
         self.msg = msg
         self.status = status
@@ -72,12 +75,12 @@ class RegistryError(Exception):
         self.attempts = attempts
         self.details = dict(details or {})
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.msg
 
-    def to_result(self):
+    def to_result(self) -> Dict[str, Any]:
         """Structured fields for ``fail_json``; empty ones are left out."""
-        result = {}
+        result: Dict[str, Any] = {}
         if self.status is not None:
             result['status'] = self.status
         if self.url:
@@ -120,7 +123,7 @@ class IntegrityError(RegistryError):
     """Content whose digest or size is not what it must be."""
 
 
-def fail_from_error(module, error, **result):
+def fail_from_error(module: Any, error: RegistryError, **result: Any) -> None:
     """The single failure path of every module."""
     fields = error.to_result()
     fields.update(result)

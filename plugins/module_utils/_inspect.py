@@ -7,9 +7,18 @@
 
 from __future__ import annotations
 
-from ansible_collections.imagelayers.registry.plugins.module_utils._errors import IntegrityError, InvalidInputError, NotFoundError
+from typing import Any, Dict, Optional
+
+from ansible_collections.imagelayers.registry.plugins.module_utils._context import RunContext
+from ansible_collections.imagelayers.registry.plugins.module_utils._errors import IntegrityError, NotFoundError
+from ansible_collections.imagelayers.registry.plugins.module_utils._image import (
+    RepositoryManifests,
+    require_platform,
+    walk,
+)
 from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import (
-    accepted_suffix,
+    Manifest,
+    Platform,
     check_config,
     history,
     layers_with_diff_ids,
@@ -21,9 +30,11 @@ _EMPTY = {
 }
 
 
-def inspect_image(client, reference, platform=None, warn=None):
-    """Describe the image at ``reference``; ``platform`` (a Platform) picks one image of an index."""
-    result = {'changed': False, 'image': reference.name}
+def inspect_image(client: Any, reference: Any, platform: Optional[Platform] = None,
+                  ctx: Optional[RunContext] = None) -> Dict[str, Any]:
+    """Describe the image at ``reference``; ``platform`` picks one image of an index. Returns the module result."""
+    ctx = ctx or RunContext()
+    result: Dict[str, Any] = {'changed': False, 'image': reference.name}
     result.update(_EMPTY)
     try:
         manifest = client.get_manifest(reference.repository, reference.reference)
@@ -43,21 +54,15 @@ def inspect_image(client, reference, platform=None, warn=None):
             {'digest': c['digest'], 'media_type': c['media_type'], 'size': c['size'], 'platform': c['platform']}
             for c in manifest.children()
         ]
-        if platform is None:
-            return result
-        child = manifest.select_platform(platform)
-        image = client.get_manifest(reference.repository, child['digest'])
-        if not image.is_image:
-            raise IntegrityError('The index entry for %s (%s) is a %s, not an image manifest'
-                                 % (platform, child['digest'], image.media_type))
-        result.update(_describe_image(client, reference.repository, image, platform))
+        if platform is not None:
+            image = _platform_image(client, reference, manifest, platform)
+            result.update(_describe_image(client, reference.repository, image, platform))
         return result
     if manifest.is_schema1:
-        if warn:
-            warn('%s is a Docker schema1 manifest (deprecated); it is described read-only from its '
+        ctx.warn('%s is a Docker schema1 manifest (deprecated); it is described read-only from its '
                  'fsLayers and v1Compatibility history' % reference.name)
         layers, entries, image_platform = schema1_details(manifest)
-        _check_platform(platform, image_platform, reference.name)
+        require_platform(platform, image_platform, reference.name)
         result.update({
             'image_digest': manifest.digest, 'platform': image_platform.to_dict(), 'config_digest': None,
             'config': None, 'layers': layers, 'history': entries,
@@ -68,26 +73,33 @@ def inspect_image(client, reference, platform=None, warn=None):
     if manifest.is_image:
         result.update(_describe_image(client, reference.repository, manifest, platform))
         return result
-    if warn:
-        warn('%s has media type %s, which is neither an image nor an index; only the manifest is returned'
+    ctx.warn('%s has media type %s, which is neither an image nor an index; only the manifest is returned'
              % (reference.name, manifest.media_type))
     return result
 
 
-def _check_platform(wanted, actual, name):
-    """A single image must be one ``wanted`` accepts (see Platform.candidates: arm/v6 serves linux/arm/v7)."""
-    if wanted is not None and not wanted.matches(actual):
-        raise InvalidInputError('%s is a single-platform image for %s, not %s%s'
-                                % (name, actual, wanted, accepted_suffix(wanted)))
+def _platform_image(client: Any, reference: Any, index: Manifest, platform: Platform) -> Manifest:
+    """The image manifest the index ``index`` has for ``platform``: the first child of a walk that keeps it."""
+    nodes = walk(RepositoryManifests(client, reference.repository), index, [platform])
+    next(nodes)  # the index itself
+    child = next(nodes)
+    if child.error is not None:
+        raise child.error
+    image = child.manifest
+    if image is None or not image.is_image:
+        raise IntegrityError('The index entry for %s (%s) is a %s, not an image manifest'
+                             % (platform, child.digest, image.media_type if image is not None else None))
+    return image
 
 
-def _describe_image(client, repository, manifest, wanted_platform):
+def _describe_image(client: Any, repository: str, manifest: Manifest,
+                    wanted_platform: Optional[Platform]) -> Dict[str, Any]:
     descriptor = manifest.config_descriptor()
     if not descriptor or not descriptor.get('digest'):
         raise IntegrityError('The image manifest %s has no config descriptor' % manifest.digest)
     config = client.get_json_blob(repository, descriptor, what='image config')
     image_platform = check_config(config, descriptor['digest'])
-    _check_platform(wanted_platform, image_platform, '%s@%s' % (repository, manifest.digest))
+    require_platform(wanted_platform, image_platform, '%s@%s' % (repository, manifest.digest))
     layers = layers_with_diff_ids(manifest, config)
     return {
         'image_digest': manifest.digest,

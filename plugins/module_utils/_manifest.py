@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from ansible_collections.imagelayers.registry.plugins.module_utils._digest import compute_digest, validate_digest
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import IntegrityError, InvalidInputError
@@ -29,7 +30,6 @@ SCHEMA1_TYPES = (DOCKER_SCHEMA1_SIGNED, DOCKER_SCHEMA1)
 ACCEPT = ', '.join(INDEX_TYPES + IMAGE_TYPES + SCHEMA1_TYPES)
 
 DOCKER_CONFIG = 'application/vnd.docker.container.image.v1+json'
-OCI_CONFIG = 'application/vnd.oci.image.config.v1+json'
 
 # How deep an index may nest other indexes before a walk stops following it (every walker uses it).
 MAX_INDEX_DEPTH = 4
@@ -54,7 +54,7 @@ VARIANT_COMPATIBILITY = {
 }
 
 
-def _normal_variant(architecture, variant):
+def _normal_variant(architecture: Optional[str], variant: Optional[str]) -> Optional[str]:
     """The variant compared when matching: amd64 "v1" is the amd64 baseline, the same as no variant."""
     variant = variant or None
     if architecture == 'amd64' and variant == 'v1':
@@ -65,14 +65,15 @@ def _normal_variant(architecture, variant):
 class Platform:
     """``os/architecture[/variant]``, matched the way container runtimes do (see :meth:`candidates`)."""
 
-    def __init__(self, os, architecture, variant=None, os_version=None):
+    def __init__(self, os: Optional[str], architecture: Optional[str], variant: Optional[str] = None,
+                 os_version: Optional[str] = None) -> None:
         self.os = os
         self.architecture = architecture
         self.variant = variant or None
         self.os_version = os_version
 
     @classmethod
-    def parse(cls, value):
+    def parse(cls, value: Any) -> Platform:
         if not isinstance(value, str) or not _PLATFORM.fullmatch(value.strip().lower()):
             raise InvalidInputError('Invalid platform %r: expected "os/architecture" or "os/architecture/variant", '
                                     'for example "linux/amd64" or "linux/arm64/v8"' % (value,))
@@ -80,12 +81,27 @@ class Platform:
         return cls(parts[0], parts[1], parts[2] if len(parts) > 2 else None)
 
     @classmethod
-    def from_dict(cls, data):
+    def from_dict(cls, data: Any) -> Optional[Platform]:
+        """The ``platform`` object of an index entry; None when there is none."""
         if not isinstance(data, dict):
             return None
         return cls(data.get('os'), data.get('architecture'), data.get('variant'), data.get('os.version'))
 
-    def candidates(self):
+    @classmethod
+    def from_config(cls, config: Dict[str, Any]) -> Platform:
+        """The platform an image config declares (checked by :func:`check_config` first).
+
+        The one way a platform is read from a config: inspect, blob_verify, copy and push
+        all call this, so a field read here is read the same way by each of them.
+        """
+        return cls(config.get('os'), config.get('architecture'), config.get('variant'), config.get('os.version'))
+
+    @property
+    def known(self) -> bool:
+        """True when both os and architecture are set: a platform worth reporting."""
+        return bool(self.os and self.architecture)
+
+    def candidates(self) -> List[Platform]:
         """The platforms this request accepts, best first: containers/image's ``WantedPlatforms`` order.
 
         With a variant: that variant, each older one of the compatibility table, then no variant
@@ -93,8 +109,9 @@ class Platform:
         variant, then the table's variants newest first (``linux/arm``: none, v8, v7, v6, v5;
         ``linux/arm64``: none, v8), except amd64, whose levels a plain request never takes.
         """
-        order = VARIANT_COMPATIBILITY.get(self.architecture, ())
+        order: Tuple[str, ...] = VARIANT_COMPATIBILITY.get(self.architecture or '', ())
         variant = _normal_variant(self.architecture, self.variant)
+        variants: List[Optional[str]]
         if variant is not None:
             variants = list(order[order.index(variant):]) if variant in order else [variant]
             variants.append(None)
@@ -102,20 +119,20 @@ class Platform:
             variants = [None] + ([] if self.architecture == 'amd64' else list(order))
         return [Platform(self.os, self.architecture, v) for v in variants]
 
-    def same(self, other):
+    def same(self, other: Optional[Platform]) -> bool:
         """True when ``other`` is this very platform (amd64 "v1" being plain amd64)."""
         return (other is not None and self.os == other.os and self.architecture == other.architecture
                 and _normal_variant(self.architecture, self.variant)
                 == _normal_variant(other.architecture, other.variant))
 
-    def matches(self, other):
+    def matches(self, other: Optional[Platform]) -> bool:
         """True when ``other`` (what an image declares) is one of the :meth:`candidates` of this request."""
         return other is not None and any(candidate.same(other) for candidate in self.candidates())
 
-    def __str__(self):
+    def __str__(self) -> str:
         return '/'.join(p for p in (self.os, self.architecture, self.variant) if p)
 
-    def to_dict(self):
+    def to_dict(self) -> Dict[str, Optional[str]]:
         data = {'os': self.os, 'architecture': self.architecture}
         if self.variant:
             data['variant'] = self.variant
@@ -124,7 +141,7 @@ class Platform:
         return data
 
 
-def select_platform(entries, wanted):
+def select_platform(entries: List[Dict[str, Any]], wanted: Platform) -> Optional[Dict[str, Any]]:
     """The index entry for ``wanted``: the first (in index order) of the earliest candidate; None if none.
 
     ``entries`` are index entries (raw, or as :meth:`Manifest.children` gives them): each has a
@@ -139,13 +156,13 @@ def select_platform(entries, wanted):
     return None
 
 
-def platform_label(entry):
+def platform_label(entry: Dict[str, Any]) -> Optional[str]:
     """``os/architecture[/variant]`` of an index entry, or None when it declares no usable platform."""
     platform = Platform.from_dict(entry.get('platform'))
     return str(platform) if platform is not None and platform.os and platform.architecture else None
 
 
-def describe_platforms(entries):
+def describe_platforms(entries: List[Dict[str, Any]]) -> str:
     """What an index offers, for an error message: its platforms, and how many entries have none."""
     labels = [label for label in (platform_label(e) for e in entries) if label]
     unlabeled = len(entries) - len(labels)
@@ -154,7 +171,7 @@ def describe_platforms(entries):
     return ', '.join(labels) or 'no entries'
 
 
-def accepted_suffix(wanted):
+def accepted_suffix(wanted: Platform) -> str:
     """`` (accepted, best first: ...)`` when ``wanted`` accepts more than itself, for error messages."""
     candidates = wanted.candidates()
     if len(candidates) < 2:
@@ -162,7 +179,7 @@ def accepted_suffix(wanted):
     return ' (accepted, best first: %s)' % ', '.join(str(c) for c in candidates)
 
 
-def no_platform_message(wanted, entries, what='The image index'):
+def no_platform_message(wanted: Platform, entries: List[Dict[str, Any]], what: str = 'The image index') -> str:
     return ('%s has no manifest for platform %s%s; it has: %s'
             % (what, wanted, accepted_suffix(wanted), describe_platforms(entries)))
 
@@ -172,7 +189,7 @@ _JSON_TYPES = ((bool, 'a boolean'), (int, 'a number'), (float, 'a number'), (str
                (list, 'an array'), (dict, 'an object'))
 
 
-def _json_type(value):
+def _json_type(value: Any) -> str:
     if value is None:
         return 'null'
     for kind, name in _JSON_TYPES:
@@ -181,7 +198,7 @@ def _json_type(value):
     return 'a value of an unknown type'
 
 
-def _too_deep(value, limit=MAX_JSON_DEPTH):
+def _too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     """True when ``value`` nests containers deeper than ``limit`` (walked without recursion)."""
     stack = [(value, 1)]
     while stack:
@@ -193,7 +210,7 @@ def _too_deep(value, limit=MAX_JSON_DEPTH):
     return False
 
 
-def parse_json(raw, what, details=None):
+def parse_json(raw: Union[bytes, str], what: str, details: Optional[Dict[str, Any]] = None) -> Any:
     """Parse JSON bytes that a registry or archive sent: IntegrityError when invalid or nested absurdly deep."""
     try:
         data = json.loads(raw.decode('utf-8') if isinstance(raw, bytes) else raw)
@@ -213,17 +230,17 @@ def parse_json(raw, what, details=None):
 class Malformed:
     """Raises the IntegrityError for a field of a document: the field, what is wrong, and the document."""
 
-    def __init__(self, what, digest, key='manifest_digest'):
+    def __init__(self, what: str, digest: str, key: str = 'manifest_digest') -> None:
         self.what = what
         self.digest = digest
         self.key = key
 
-    def __call__(self, field, problem):
+    def __call__(self, field: str, problem: str) -> IntegrityError:
         reason = '%s %s' % (field, problem)
         return IntegrityError('The %s %s is malformed: %s' % (self.what, self.digest, reason),
                               details={self.key: self.digest, 'field': field, 'reason': reason})
 
-    def typed(self, value, field, kind, name, required=False):
+    def typed(self, value: Any, field: str, kind: type, name: str, required: bool = False) -> Any:
         """``value`` when it is of ``kind`` (or absent and not ``required``), else raise."""
         if value is None and not required:
             return value
@@ -233,16 +250,16 @@ class Malformed:
             raise self(field, 'is %s, not %s' % (_json_type(value), name))
         return value
 
-    def string(self, data, key, prefix, required=False):
+    def string(self, data: Dict[str, Any], key: str, prefix: str, required: bool = False) -> Any:
         return self.typed(data.get(key), _join(prefix, key), str, 'a string', required)
 
-    def strings(self, data, key, prefix):
+    def strings(self, data: Dict[str, Any], key: str, prefix: str) -> Optional[List[str]]:
         values = self.typed(data.get(key), _join(prefix, key), list, 'an array of strings')
         for number, value in enumerate(values or []):
             self.typed(value, '%s[%d]' % (_join(prefix, key), number), str, 'a string', True)
         return values
 
-    def digest_field(self, data, key, prefix):
+    def digest_field(self, data: Dict[str, Any], key: str, prefix: str) -> str:
         """A digest this collection can verify (sha256 or sha512), never a tag or a path."""
         value = self.string(data, key, prefix, required=True)
         try:
@@ -251,7 +268,7 @@ class Malformed:
             raise self(_join(prefix, key), 'is not a usable digest: %s' % error.msg)
         return value
 
-    def size(self, value, field, required=True):
+    def size(self, value: Any, field: str, required: bool = True) -> Optional[int]:
         """A byte count: an integer (not a boolean, not a fraction), 0 to MAX_BLOB_SIZE."""
         self.typed(value, field, int, 'an integer', required)
         if value is not None and value < 0:
@@ -261,11 +278,11 @@ class Malformed:
         return value
 
 
-def _join(prefix, key):
+def _join(prefix: str, key: str) -> str:
     return '%s.%s' % (prefix, key) if prefix else key
 
 
-def _check_descriptor(malformed, value, field):
+def _check_descriptor(malformed: Malformed, value: Any, field: str) -> None:
     """A content descriptor: digest (a valid one), size (bounded), optional mediaType, urls, annotations."""
     malformed.typed(value, field, dict, 'an object', True)
     malformed.digest_field(value, 'digest', field)
@@ -277,7 +294,7 @@ def _check_descriptor(malformed, value, field):
         malformed.typed(text, '%s.annotations.%s' % (field, key), str, 'a string', True)
 
 
-def _check_platform(malformed, value, field):
+def _check_platform(malformed: Malformed, value: Any, field: str) -> None:
     malformed.typed(value, field, dict, 'an object')
     if value is not None:
         for key in ('os', 'architecture', 'variant', 'os.version'):
@@ -286,11 +303,11 @@ def _check_platform(malformed, value, field):
             malformed.strings(value, key, field)
 
 
-def _list(malformed, data, key):
+def _list(malformed: Malformed, data: Dict[str, Any], key: str) -> List[Any]:
     return malformed.typed(data.get(key), key, list, 'an array') or []
 
 
-def check_manifest(data, media_type, digest):
+def check_manifest(data: Dict[str, Any], media_type: Optional[str], digest: str) -> None:
     """Raise IntegrityError, naming the field, unless every field this collection reads has its JSON type.
 
     A Go client (containers/image, distribution) refuses such documents when it decodes them; here
@@ -310,7 +327,7 @@ def check_manifest(data, media_type, digest):
         _check_schema1(malformed, data)
 
 
-def _check_schema1(malformed, data):
+def _check_schema1(malformed: Malformed, data: Dict[str, Any]) -> None:
     malformed.string(data, 'architecture', '')
     fs_layers = _list(malformed, data, 'fsLayers')
     for number, fs_layer in enumerate(fs_layers):
@@ -326,10 +343,10 @@ def _check_schema1(malformed, data):
         raise malformed('history', 'has %d entries for %d fsLayers' % (len(compat), len(fs_layers)))
 
 
-def check_config(config, digest):
+def check_config(config: Any, digest: str) -> Platform:
     """The fields of an image config this collection reads, with their JSON types; IntegrityError if not.
 
-    Returns the config's Platform.
+    Returns the config's Platform (:meth:`Platform.from_config`).
     """
     malformed = Malformed('image config', digest, key='config_digest')
     if not isinstance(config, dict):
@@ -342,13 +359,13 @@ def check_config(config, digest):
         malformed.strings(rootfs, 'diff_ids', 'rootfs')
     for number, item in enumerate(malformed.typed(config.get('history'), 'history', list, 'an array') or []):
         malformed.typed(item, 'history[%d]' % number, dict, 'an object', True)
-    return Platform(config.get('os'), config.get('architecture'), config.get('variant'), config.get('os.version'))
+    return Platform.from_config(config)
 
 
 class Manifest:
     """The exact bytes of a manifest, their digest, and the parsed document."""
 
-    def __init__(self, raw, media_type, digest=None):
+    def __init__(self, raw: bytes, media_type: Optional[str], digest: Optional[str] = None) -> None:
         self.raw = raw
         self.data = parse_json(raw, 'The manifest')
         if not isinstance(self.data, dict):
@@ -357,7 +374,7 @@ class Manifest:
         self.digest = digest or self.compute_digest()
         check_manifest(self.data, self.media_type, self.digest)
 
-    def _media_type(self, header_type):
+    def _media_type(self, header_type: Optional[str]) -> str:
         declared = self.data.get('mediaType')
         if declared and isinstance(declared, str):
             return declared
@@ -373,11 +390,11 @@ class Manifest:
             return OCI_MANIFEST
         return header_type or 'application/octet-stream'
 
-    def compute_digest(self, algorithm='sha256'):
+    def compute_digest(self, algorithm: str = 'sha256') -> str:
         """The content digest; for signed schema1, of the payload without signatures, as registries do."""
         return compute_digest(self.canonical_bytes(), algorithm)
 
-    def canonical_bytes(self):
+    def canonical_bytes(self) -> bytes:
         if self.media_type == DOCKER_SCHEMA1_SIGNED and self.data.get('signatures'):
             try:
                 protected = self.data['signatures'][0]['protected']
@@ -388,26 +405,26 @@ class Manifest:
         return self.raw
 
     @property
-    def size(self):
+    def size(self) -> int:
         return len(self.raw)
 
     @property
-    def schema_version(self):
+    def schema_version(self) -> Any:
         return self.data.get('schemaVersion')
 
     @property
-    def is_index(self):
+    def is_index(self) -> bool:
         return self.media_type in INDEX_TYPES
 
     @property
-    def is_image(self):
+    def is_image(self) -> bool:
         return self.media_type in IMAGE_TYPES
 
     @property
-    def is_schema1(self):
+    def is_schema1(self) -> bool:
         return self.media_type in SCHEMA1_TYPES
 
-    def children(self):
+    def children(self) -> List[Dict[str, Any]]:
         """Index entries: ``[{'digest', 'media_type', 'size', 'platform'}]``."""
         result = []
         for entry in self.data.get('manifests') or []:
@@ -420,7 +437,7 @@ class Manifest:
             })
         return result
 
-    def select_platform(self, platform):
+    def select_platform(self, platform: Platform) -> Dict[str, Any]:
         """The index entry for ``platform`` (see :func:`select_platform`), or raise listing what the index has."""
         children = self.children()
         child = select_platform(children, platform)
@@ -428,13 +445,13 @@ class Manifest:
             raise InvalidInputError(no_platform_message(platform, children))
         return child
 
-    def config_descriptor(self):
+    def config_descriptor(self) -> Optional[Dict[str, Any]]:
         config = self.data.get('config')
         if not isinstance(config, dict):
             return None
         return {'digest': config.get('digest'), 'media_type': config.get('mediaType'), 'size': config.get('size')}
 
-    def layers(self):
+    def layers(self) -> List[Dict[str, Any]]:
         """Layer descriptors of an image manifest (schema2/OCI), base layer first."""
         result = []
         for layer in self.data.get('layers') or []:
@@ -442,7 +459,7 @@ class Manifest:
                            'media_type': layer.get('mediaType'), 'urls': layer.get('urls')})
         return result
 
-    def blob_descriptors(self):
+    def blob_descriptors(self) -> List[Dict[str, Any]]:
         """Config and layer descriptors (validated when the manifest was parsed); ``kind`` says which."""
         result = []
         config = self.config_descriptor()
@@ -453,11 +470,11 @@ class Manifest:
         return result
 
 
-def _b64url(value):
+def _b64url(value: str) -> bytes:
     return base64.urlsafe_b64decode(value + '=' * (-len(value) % 4))
 
 
-def layers_with_diff_ids(manifest, config):
+def layers_with_diff_ids(manifest: Manifest, config: Optional[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """Layer descriptors with the matching ``rootfs.diff_ids`` entry of the config."""
     diff_ids = ((config or {}).get('rootfs') or {}).get('diff_ids') or []
     result = []
@@ -470,7 +487,7 @@ def layers_with_diff_ids(manifest, config):
     return result
 
 
-def history(config, layers):
+def history(config: Optional[Dict[str, Any]], layers: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """Config history aligned with layers, oldest first, the way ``docker history`` pairs them.
 
     Entries with ``empty_layer`` (ENV, CMD, LABEL, ...) have no layer; every
@@ -495,7 +512,7 @@ def history(config, layers):
     return result
 
 
-def schema1_details(manifest):
+def schema1_details(manifest: Manifest) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]], Platform]:
     """Layers and history of a schema1 manifest (read-only support), base layer first.
 
     Every fsLayer is listed, in order, as skopeo and ``blob_verify`` see them; those of throwaway
@@ -525,7 +542,7 @@ def schema1_details(manifest):
     return layers, entries, platform
 
 
-def _v1_compatibility(manifest, compat, index):
+def _v1_compatibility(manifest: Manifest, compat: List[Any], index: int) -> Dict[str, Any]:
     """The parsed ``v1Compatibility`` of history entry ``index`` ({} when there is none), its fields checked."""
     if index >= len(compat):
         return {}

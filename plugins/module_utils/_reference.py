@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from typing import Any, Dict, Optional
 
 from ansible_collections.imagelayers.registry.plugins.module_utils._digest import validate_digest
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import InvalidInputError
@@ -36,12 +37,12 @@ _IMAGE_ID = re.compile(r'[a-f0-9]{64}')
 NAME_TOTAL_LENGTH_MAX = 255
 
 
-def is_tag(value):
+def is_tag(value: Any) -> bool:
     """Whether all of ``value`` is a valid tag name (so a trailing newline makes it invalid)."""
     return isinstance(value, str) and _TAG.fullmatch(value) is not None
 
 
-def validate_tag(tag):
+def validate_tag(tag: Any) -> str:
     if not is_tag(tag):
         hint = ''
         if isinstance(tag, str) and any(c.isspace() for c in tag):
@@ -52,9 +53,10 @@ def validate_tag(tag):
     return tag
 
 
-def _split_host_port(domain, reference):
+def _split_host_port(domain: str, reference: str) -> str:
     """Validate a registry domain; return it normalised (Hub aliases folded)."""
-    host, port = domain, None
+    host = domain
+    port: Optional[str] = None
     ipv6 = None
     if domain.startswith('['):
         end = domain.find(']')
@@ -74,10 +76,9 @@ def _split_host_port(domain, reference):
             port = rest[1:]
     elif ':' in domain:
         host, port = domain.rsplit(':', 1)
-    if port is not None:
-        if not _PORT.fullmatch(port) or not 0 < int(port) < 65536:
-            raise InvalidInputError('Invalid port %r in registry %r of %r: expected a number from 1 to 65535'
-                                    % (port, domain, reference))
+    if port is not None and (not _PORT.fullmatch(port) or not 0 < int(port) < 65536):
+        raise InvalidInputError('Invalid port %r in registry %r of %r: expected a number from 1 to 65535'
+                                % (port, domain, reference))
     if ipv6 is None and not _DOMAIN_NAME.fullmatch(host):
         raise InvalidInputError('Invalid registry host %r in %r: expected a host name, IPv4 address or [IPv6] literal'
                                 % (host, reference))
@@ -89,14 +90,14 @@ def _split_host_port(domain, reference):
 class ImageReference:
     """A parsed, normalised image reference."""
 
-    def __init__(self, registry, repository, tag=None, digest=None):
+    def __init__(self, registry: str, repository: str, tag: Optional[str] = None, digest: Optional[str] = None) -> None:
         self.registry = registry
         self.repository = repository
         self.tag = tag
         self.digest = digest
 
     @classmethod
-    def parse(cls, reference, default_tag=None):
+    def parse(cls, reference: Any, default_tag: Optional[str] = None) -> ImageReference:
         """Parse ``reference``; raise InvalidInputError naming the bad part."""
         if not isinstance(reference, str) or not reference.strip():
             raise InvalidInputError('Invalid image reference %r: it is empty' % (reference,))
@@ -157,12 +158,12 @@ class ImageReference:
         return cls(registry, repository, tag, digest)
 
     @property
-    def api_host(self):
+    def api_host(self) -> str:
         """The host:port that serves the HTTP API."""
         return DOCKER_HUB_API if self.registry == DOCKER_HUB else self.registry
 
     @property
-    def hostname(self):
+    def hostname(self) -> str:
         """The bare host name or IP address, without port or brackets."""
         host = self.api_host
         if host.startswith('['):
@@ -170,17 +171,17 @@ class ImageReference:
         return host.rsplit(':', 1)[0] if ':' in host else host
 
     @property
-    def reference(self):
+    def reference(self) -> Optional[str]:
         """What goes after ``/manifests/``: the digest when there is one, else the tag."""
         return self.digest or self.tag
 
     @property
-    def repository_name(self):
+    def repository_name(self) -> str:
         """``registry/repository``, the familiar name without tag or digest."""
         return '%s/%s' % (self.registry, self.repository)
 
     @property
-    def name(self):
+    def name(self) -> str:
         """The canonical, fully qualified reference."""
         value = self.repository_name
         if self.tag:
@@ -189,14 +190,14 @@ class ImageReference:
             value += '@' + self.digest
         return value
 
-    def with_tag(self, tag):
+    def with_tag(self, tag: str) -> ImageReference:
         return ImageReference(self.registry, self.repository, validate_tag(tag), None)
 
-    def with_digest(self, digest):
+    def with_digest(self, digest: str) -> ImageReference:
         validate_digest(digest)
         return ImageReference(self.registry, self.repository, None, digest)
 
-    def to_dict(self):
+    def to_dict(self) -> Dict[str, Optional[str]]:
         return {
             'registry': self.registry,
             'repository': self.repository,
@@ -206,14 +207,14 @@ class ImageReference:
             'domain': self.registry,
         }
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, ImageReference) and self.name == other.name
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash(self.name)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return 'ImageReference(%r)' % self.name
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.name

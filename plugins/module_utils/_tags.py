@@ -3,25 +3,25 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 #
 # Private to this collection: may change without notice between releases.
-"""Tag listing (with ``Link`` pagination), semantic-version sorting and bounded parallel requests."""
+"""Tag listing (with ``Link`` pagination), semantic-version sorting, and the ``tags_info`` module's outcome."""
 
 from __future__ import annotations
 
 import json
 import re
-import threading
-from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Iterable
 from urllib.parse import urljoin, urlsplit
 
+from ansible_collections.imagelayers.registry.plugins.module_utils._context import RunContext
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
     InvalidInputError,
     NotFoundError,
     RegistryHTTPError,
 )
-from ansible_collections.imagelayers.registry.plugins.module_utils._reference import is_tag
+from ansible_collections.imagelayers.registry.plugins.module_utils._parallel import DEFAULT_FANOUT, parallel_map
+from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference, is_tag
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.client import RegistryClient
 
-# Requests in flight at once against one registry (HEAD per tag, digests of a listing).
-MAX_WORKERS = 8
 # Bounds of one tag listing. A real registry stays far below them; a registry whose Link header names a
 # new page every time, or that sends tags without end, reaches them within seconds and a few MiB.
 MAX_PAGES = 1000                          # without page_size, or with page_size >= 1000
@@ -33,64 +33,8 @@ _LINK = re.compile(r'<([^>]*)>\s*((?:;\s*[a-zA-Z0-9*_-]+\s*=\s*(?:"[^"]*"|[^;,\s
 _REL = re.compile(r'''rel\s*=\s*(?:"([^"]*)"|([^;,\s]*))''', re.IGNORECASE)
 
 
-# -- parallel requests -------------------------------------------------------
-def parallel_map(function, items, workers=MAX_WORKERS):
-    """``[function(item) for item in items]`` with at most ``workers`` calls in flight.
-
-    Results keep the order of ``items``. The first call runs alone (when it
-    raises, nothing else runs); the others run in parallel, all to completion,
-    and the first of their exceptions (in the order of ``items``) is raised
-    after they finished, so no request is left running behind the caller's back.
-    """
-    items = list(items)
-    if len(items) <= 1 or workers <= 1:
-        return [function(item) for item in items]
-    results = []
-    for ok, value in run_first_then_all(function, items, workers):
-        if not ok:
-            raise value  # in the caller's thread, once every call has finished
-        results.append(value)
-    return results
-
-
-def run_first_then_all(function, items, workers=MAX_WORKERS):
-    """Like run_all, but the first call runs alone; when it fails, the others are not attempted: ``(False, None)``.
-
-    The first call learns the scheme and fetches the token the others then share,
-    instead of every thread answering the same 401 with its own token request.
-    """
-    items = list(items)
-    outcomes = run_all(function, items[:1], workers)
-    if outcomes and not outcomes[0][0]:
-        return outcomes + [(False, None)] * (len(items) - 1)
-    return outcomes + run_all(function, items[1:], workers)
-
-
-def run_all(function, items, workers=MAX_WORKERS):
-    """Like parallel_map, but returns ``[(ok, result_or_exception)]`` and never raises."""
-    items = list(items)
-    lock = threading.Lock()
-    outcomes = [None] * len(items)
-
-    def call(index):
-        try:
-            value = (True, function(items[index]))
-        except Exception as exc:
-            value = (False, exc)
-        with lock:
-            outcomes[index] = value
-
-    if len(items) <= 1 or workers <= 1:
-        for index in range(len(items)):
-            call(index)
-        return outcomes
-    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
-        list(pool.map(call, range(len(items))))
-    return outcomes
-
-
 # -- listing -------------------------------------------------------------------
-def next_link(header):
+def next_link(header: str | None) -> str | None:
     """The target of the ``rel="next"`` entry of a ``Link`` header, or None."""
     if not header:
         return None
@@ -102,7 +46,7 @@ def next_link(header):
     return None
 
 
-def clean_tags(entries, seen=None):
+def clean_tags(entries: Iterable[Any] | None, seen: set[str] | None = None) -> list[str]:
     """Valid tag names from a ``tags`` array, in order, without duplicates.
 
     Some registries put ``null`` entries or digests (``sha256:...``) in the list;
@@ -120,7 +64,7 @@ def clean_tags(entries, seen=None):
     return result
 
 
-def page_bound(page_size=None):
+def page_bound(page_size: int | None = None) -> int:
     """The most pages a listing may take.
 
     MAX_PAGES, or more when the page size the user asked for is so small that
@@ -132,7 +76,7 @@ def page_bound(page_size=None):
     return max(MAX_PAGES, -(-MAX_TAGS // page_size))
 
 
-def _too_many_pages(name, bound, page_size):
+def _too_many_pages(name: str, bound: int, page_size: int | None) -> str:
     asked = 'with page_size %d' % page_size if page_size else 'without page_size'
     return ('The tag listing of %s has more than %d pages, the most followed %s; giving up: a registry whose Link '
             'header names a new page every time would never end. If the repository really has that many tags, set '
@@ -140,7 +84,8 @@ def _too_many_pages(name, bound, page_size):
             % (name, bound, asked, MAX_TAGS))
 
 
-def _read_page(client, repository, page_size, next_url, name, budget):
+def _read_page(client: RegistryClient, repository: str, page_size: int | None, next_url: str | None, name: str,
+               budget: int) -> tuple[str, bytes, str | None]:
     """``(url, body bytes, Link header)`` of one page, refused past ``min(MAX_PAGE_BYTES, budget)`` bytes."""
     page = client.tags_page(repository, page_size, url=next_url, limit=min(MAX_PAGE_BYTES, budget) + 1, name=name)
     url, raw, link = page.url, page.body, page.link
@@ -152,7 +97,7 @@ def _read_page(client, repository, page_size, next_url, name, budget):
     return url, raw, link
 
 
-def _page_entries(raw, name, url):
+def _page_entries(raw: bytes, name: str, url: str) -> list[Any]:
     """The ``tags`` array of one page (possibly with junk entries), or an empty list."""
     try:
         body = json.loads(raw.decode('utf-8')) if raw.strip() else {}
@@ -166,7 +111,8 @@ def _page_entries(raw, name, url):
     return entries or []
 
 
-def list_tags(client, repository, page_size=None, name=None):
+def list_tags(client: RegistryClient, repository: str, page_size: int | None = None,
+              name: str | None = None) -> tuple[list[str], int]:
     """Every tag of ``repository``, following ``Link: <...>; rel="next"`` pagination.
 
     Stops with RegistryHTTPError past page_bound(page_size) pages, MAX_TAGS tags or
@@ -178,7 +124,9 @@ def list_tags(client, repository, page_size=None, name=None):
         raise InvalidInputError('page_size must be between 1 and 100000, got %r' % (page_size,))
     name = name or repository
     bound = page_bound(page_size)
-    seen_urls, seen_tags, tags = set(), set(), []
+    seen_urls: set[str] = set()
+    seen_tags: set[str] = set()
+    tags: list[str] = []
     pages = received = 0
     next_url = None
     while pages == 0 or next_url:
@@ -195,7 +143,7 @@ def list_tags(client, repository, page_size=None, name=None):
                                     % (name, MAX_TAGS, pages), url=url, details={'pages': pages})
         target = next_link(link)
         next_url = urljoin(url, target) if target else None
-        if next_url in seen_urls:
+        if next_url is not None and next_url in seen_urls:
             raise RegistryHTTPError('The tag listing of %s loops: the registry links back to the page %s'
                                     % (name, urlsplit(next_url).path), url=next_url)
     return tags, pages
@@ -209,7 +157,7 @@ _SEMVER = re.compile(
     r'(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?')
 
 
-def parse_semver(tag):
+def parse_semver(tag: str | None) -> tuple[int, int, int, tuple[str, ...]] | None:
     """``(major, minor, patch, prerelease_identifiers)`` or None when ``tag`` is not a semantic version.
 
     Accepts ``MAJOR.MINOR.PATCH[-prerelease][+build]`` with an optional leading
@@ -223,9 +171,10 @@ def parse_semver(tag):
     return int(match.group(1)), int(match.group(2)), int(match.group(3)), prerelease
 
 
-def semver_key(tag):
+def semver_key(tag: str) -> tuple[Any, ...]:
     """A sort key implementing semver 2.0.0 precedence (prereleases before their release)."""
-    major, minor, patch, prerelease = parse_semver(tag)
+    major, minor, patch, prerelease = parse_semver(tag) or (0, 0, 0, ())  # only versions are sorted by it
+    pre_key: tuple[Any, ...]
     if not prerelease:
         pre_key = (1,)
     else:
@@ -236,7 +185,7 @@ def semver_key(tag):
     return (major, minor, patch, pre_key, tag)
 
 
-def sort_tags(tags, mode='lexical'):
+def sort_tags(tags: Iterable[str], mode: str = 'lexical') -> tuple[list[str], list[str]]:
     """``(sorted_tags, other_tags)``: with ``semver``, the tags that are not versions go to other_tags."""
     if mode == 'lexical':
         return sorted(tags), []
@@ -247,7 +196,7 @@ def sort_tags(tags, mode='lexical'):
     raise InvalidInputError('Unknown sort %r: use lexical or semver' % (mode,))
 
 
-def filter_tags(tags, pattern):
+def filter_tags(tags: Iterable[str], pattern: str | None) -> list[str]:
     if not pattern:
         return list(tags)
     try:
@@ -257,32 +206,67 @@ def filter_tags(tags, pattern):
     return [t for t in tags if regex.search(t)]
 
 
-def tags_info(client, reference, pattern=None, sort='lexical', with_digests=False, page_size=None):
-    """What the ``tags_info`` module returns."""
-    result = {'changed': False, 'repository': reference.repository_name, 'exists': True, 'tags': []}
-    try:
-        tags, pages = list_tags(client, reference.repository, page_size=page_size,
-                                name=reference.repository_name)
-    except NotFoundError as error:
-        result.update({'exists': False, 'registry_error_codes': error.codes})
-        if with_digests:
-            result['digests'] = {}
-        return result
-    result['pages'] = pages
-    result['total'] = len(tags)
-    selected = filter_tags(tags, pattern)
-    ordered, others = sort_tags(selected, sort)
-    result['tags'] = ordered
-    if sort == 'semver':
-        result['other_tags'] = others
-    if with_digests:
-        wanted = ordered + others
+class TagsInfoOutcome:
+    """The tags of one repository, as listed, filtered and ordered: ``to_result()`` is the module's result."""
 
-        def resolve(tag):
+    def __init__(self, reference: ImageReference, sort: str = 'lexical') -> None:
+        self.reference = reference
+        self.sort = sort
+        self.exists = True
+        self.registry_error_codes: list[str] = []
+        self.pages = 0
+        self.total = 0
+        self.tags: list[str] = []
+        self.other_tags: list[str] = []
+        self.digests: dict[str, str | None] | None = None  # None: not asked for
+
+    def to_result(self) -> dict[str, Any]:
+        result: dict[str, Any] = {'changed': False, 'repository': self.reference.repository_name,
+                                  'exists': self.exists, 'tags': self.tags}
+        if not self.exists:
+            result['registry_error_codes'] = self.registry_error_codes
+        else:
+            result.update({'pages': self.pages, 'total': self.total})
+            if self.sort == 'semver':
+                result['other_tags'] = self.other_tags
+        if self.digests is not None:
+            result['digests'] = self.digests
+        return result
+
+
+def repository_target(image: str) -> ImageReference:
+    """The repository ``tags_info`` lists: ``image`` must name no tag and no digest."""
+    reference = ImageReference.parse(image)
+    if reference.tag or reference.digest:
+        raise InvalidInputError('image must name a repository without a tag or digest, got %s' % image)
+    return reference
+
+
+def tags_info(client: RegistryClient, reference: ImageReference, pattern: str | None = None, sort: str = 'lexical',
+              with_digests: bool = False, page_size: int | None = None,
+              ctx: RunContext | None = None) -> TagsInfoOutcome:
+    """The tags of ``reference``'s repository (a missing repository is an outcome, not an error).
+
+    With ``with_digests``, every listed tag is resolved with a HEAD, ``ctx.workers`` at once.
+    """
+    ctx = ctx or RunContext(workers=DEFAULT_FANOUT)
+    outcome = TagsInfoOutcome(reference, sort)
+    try:
+        tags, outcome.pages = list_tags(client, reference.repository, page_size=page_size,
+                                        name=reference.repository_name)
+    except NotFoundError as error:
+        outcome.exists, outcome.registry_error_codes = False, error.codes
+        outcome.digests = {} if with_digests else None
+        return outcome
+    outcome.total = len(tags)
+    outcome.tags, outcome.other_tags = sort_tags(filter_tags(tags, pattern), sort)
+    if with_digests:
+        wanted = outcome.tags + outcome.other_tags
+
+        def resolve(tag: str) -> str | None:
             found = client.resolve(reference.repository, tag)
             return found['digest'] if found else None
 
-        digests = parallel_map(resolve, wanted)
         # A tag deleted between the listing and its HEAD has no digest (null).
-        result['digests'] = dict(zip(wanted, digests))
-    return result
+        outcome.digests = dict(zip(wanted, parallel_map(resolve, wanted, ctx.workers)))
+    return outcome

@@ -19,6 +19,7 @@ The requests themselves are the client's (``start_upload``, ``finish_upload``).
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
 
 from ansible_collections.imagelayers.registry.plugins.module_utils._blobs import VerifiedBody
 from ansible_collections.imagelayers.registry.plugins.module_utils._digest import validate_digest
@@ -34,18 +35,23 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._registry.tra
     describe_exception,
 )
 
+if TYPE_CHECKING:
+    import requests
 
-def upload_bytes(client, repository, data, digest):
+    from ansible_collections.imagelayers.registry.plugins.module_utils._registry.client import RegistryClient
+
+
+def upload_bytes(client: RegistryClient, repository: str, data: bytes, digest: str) -> None:
     """Upload a small blob held in memory: POST to start, one PUT with the bytes."""
     validate_digest(digest)
-    dummy, location = client.start_upload(repository)
+    location = client.start_upload(repository)
     client.finish_upload(repository, location, digest, data)
 
 
 class TransferStats:
     """Thread-safe counters of one copy or push."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self.blobs_copied = 0
         self.blobs_mounted = 0
@@ -53,12 +59,12 @@ class TransferStats:
         self.bytes_transferred = 0
         self.manifests_pushed = 0
 
-    def add(self, **counts):
+    def add(self, **counts: int) -> None:
         with self._lock:
             for key, value in counts.items():
                 setattr(self, key, getattr(self, key) + value)
 
-    def to_dict(self):
+    def to_dict(self) -> Dict[str, int]:
         return {'blobs_copied': self.blobs_copied, 'blobs_mounted': self.blobs_mounted,
                 'blobs_skipped': self.blobs_skipped, 'bytes_transferred': self.bytes_transferred,
                 'manifests_pushed': self.manifests_pushed}
@@ -67,15 +73,16 @@ class TransferStats:
 class BlobSource:
     """Where blob bytes come from. Subclasses implement ``open``; ``mount_from`` enables mounts."""
 
-    name = 'the source'   # for messages: where the bytes come from
-    mount_from = None     # a repository in the destination registry that holds the blobs
+    name = 'the source'                # for messages: where the bytes come from
+    mount_from: Optional[str] = None   # a repository in the destination registry that holds the blobs
 
-    def open(self, descriptor):
+    def open(self, descriptor: Dict[str, Any]) -> Tuple[Callable[[int], bytes], Callable[[], Any]]:
         """``(read, close)`` for the blob's bytes: ``read(n)`` returns at most n bytes, b'' at the end."""
         raise NotImplementedError
 
 
-def ensure_blob(client, repository, descriptor, source, stats, retries=3, check_mode=False):
+def ensure_blob(client: RegistryClient, repository: str, descriptor: Dict[str, Any], source: BlobSource,
+                stats: TransferStats, retries: int = 3, check_mode: bool = False) -> str:
     """Make sure ``repository`` has the blob of ``descriptor``; return 'skipped', 'mounted' or 'copied'.
 
     In check mode, only the HEAD is made; a missing blob is reported as it would be handled.
@@ -92,20 +99,21 @@ def ensure_blob(client, repository, descriptor, source, stats, retries=3, check_
             return 'mounted'
         stats.add(blobs_copied=1, bytes_transferred=size or 0)
         return 'copied'
-    location = None
+    location: Optional[str] = None  # of an upload the registry started instead of a mount
     if source.mount_from:
         try:
-            mounted, location = client.start_upload(repository, mount=digest, mount_from=source.mount_from)
+            location = client.mount_blob(repository, digest, source.mount_from)
         except AuthenticationError:
-            mounted, location = False, None  # not allowed to read the other repository: upload instead
-        if mounted:
-            stats.add(blobs_mounted=1)
-            return 'mounted'
+            pass  # not allowed to read the other repository: upload instead
+        else:
+            if location is None:
+                stats.add(blobs_mounted=1)
+                return 'mounted'
     attempt = 0
     while True:
         attempt += 1
         if location is None:
-            dummy, location = client.start_upload(repository)
+            location = client.start_upload(repository)
         if size is None:
             raise IntegrityError('The descriptor of blob %s has no size' % digest)
         read, close = source.open(descriptor)
@@ -125,7 +133,8 @@ def ensure_blob(client, repository, descriptor, source, stats, retries=3, check_
         return 'copied'
 
 
-def _send_body(client, repository, location, digest, body):
+def _send_body(client: RegistryClient, repository: str, location: str, digest: str,
+               body: VerifiedBody) -> requests.Response:
     """finish_upload, with any failure the HTTP layer let through told in words (a TransportError)."""
     try:
         return client.finish_upload(repository, location, digest, body)
@@ -134,7 +143,7 @@ def _send_body(client, repository, location, digest, body):
                              details={'expected_digest': digest, 'actual_size': body.check.count})
 
 
-def _with_context(error, digest, repository):
+def _with_context(error: RegistryError, digest: str, repository: str) -> RegistryError:
     """Name the blob and the destination in the message (a source's failure names only the source)."""
     if isinstance(error, RegistryError):
         if digest not in error.msg:

@@ -243,11 +243,8 @@ dest:
   type: str
 '''
 
-from ansible_collections.imagelayers.registry.plugins.module_utils._blob_verify import (
-    CHECKS,
-    DEFAULT_WORKERS,
-    verify_blobs,
-)
+from ansible_collections.imagelayers.registry.plugins.module_utils._blob_verify import CHECKS, verify_blobs
+from ansible_collections.imagelayers.registry.plugins.module_utils._context import DEFAULT_WORKERS
 from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import Platform
 from ansible_collections.imagelayers.registry.plugins.module_utils._module import RegistryModule
 from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
@@ -257,14 +254,11 @@ def run(rm):
     params = rm.params
     reference = ImageReference.parse(params['image'])
     platform = Platform.parse(params['platform']) if params['platform'] else None
-    options = rm.connection_options()
-    return verify_blobs(
-        rm.client(reference, options), reference, digests=params['digests'], platform=platform,
-        check=params['check'], dest=params['dest'], workers=params['workers'], retries=options.retries,
-        check_mode=rm.check_mode, warn=rm.warn, http=rm.http)
+    return verify_blobs(rm.client(reference), reference, rm.context(workers=params['workers']),
+                        digests=params['digests'], platform=platform, check=params['check'], dest=params['dest'])
 
 
-def main():
+def main() -> None:
     rm = RegistryModule(argument_spec={
         'image': {'type': 'str', 'required': True},
         'digests': {'type': 'list', 'elements': 'str'},

@@ -26,6 +26,7 @@ description:
 author:
   - imagelayers maintainers (@imagelayers)
 extends_documentation_fragment:
+  - imagelayers.registry._connection_sides
   - imagelayers.registry._connection
 attributes:
   check_mode:
@@ -100,70 +101,7 @@ options:
         looked up.
     type: bool
     default: false
-  src_username:
-    description:
-      - Username for the source registry. Defaults to O(username).
-    type: str
-  src_password:
-    description:
-      - Password for the source registry. Defaults to O(password).
-    type: str
-  src_token:
-    description:
-      - Bearer token for the source registry. Defaults to O(token).
-    type: str
-  dest_username:
-    description:
-      - Username for the destination registry. Defaults to O(username).
-    type: str
-  dest_password:
-    description:
-      - Password for the destination registry. Defaults to O(password).
-    type: str
-  dest_token:
-    description:
-      - Bearer token for the destination registry. Defaults to O(token).
-    type: str
-  src_validate_certs:
-    description:
-      - Verify the source registry's TLS certificate. Defaults to O(validate_certs).
-    type: bool
-  src_ca_path:
-    description:
-      - CA certificate(s) to trust for the source registry. Defaults to O(ca_path).
-    type: path
-  src_client_cert:
-    description:
-      - Client certificate for mutual TLS with the source registry.
-      - O(src_client_cert) and O(src_client_key) replace O(client_cert) and O(client_key) together, as a pair.
-    type: path
-  src_client_key:
-    description:
-      - Private key of O(src_client_cert). Requires O(src_client_cert).
-    type: path
-  dest_validate_certs:
-    description:
-      - Verify the destination registry's TLS certificate. Defaults to O(validate_certs).
-    type: bool
-  dest_ca_path:
-    description:
-      - CA certificate(s) to trust for the destination registry. Defaults to O(ca_path).
-    type: path
-  dest_client_cert:
-    description:
-      - Client certificate for mutual TLS with the destination registry.
-      - O(dest_client_cert) and O(dest_client_key) replace O(client_cert) and O(client_key) together, as a pair.
-    type: path
-  dest_client_key:
-    description:
-      - Private key of O(dest_client_cert). Requires O(dest_client_cert).
-    type: path
 notes:
-  - The shared connection options (and their environment variables) apply to both sides; the C(src_*) and
-    C(dest_*) options replace them for one side. Credentials go together (any of O(src_username), O(src_password),
-    O(src_token) replaces all three shared ones for the source), so do the client certificate and its key;
-    O(src_validate_certs) and O(src_ca_path) each replace one shared option. O(timeout), O(retries) and
-    O(config_path) always apply to both sides.
   - Within one registry, blobs are mounted with C(POST /v2/<dest>/blobs/uploads/?mount=<digest>&from=<src>); a
     registry that answers 202 (no mount) gets an upload instead.
   - Docker schema1 images are refused; convert them first.
@@ -330,17 +268,8 @@ tags:
       changed: true
 '''
 
-from ansible_collections.imagelayers.registry.plugins.module_utils._copy import (
-    add_referrers,
-    copy_image,
-    publish_result,
-)
-from ansible_collections.imagelayers.registry.plugins.module_utils._module import (
-    RegistryModule,
-    side_argument_spec,
-    side_mutually_exclusive,
-    side_required_together,
-)
+from ansible_collections.imagelayers.registry.plugins.module_utils._copy import copy_image
+from ansible_collections.imagelayers.registry.plugins.module_utils._module import RegistryModule
 from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
 
 
@@ -355,25 +284,15 @@ def run(rm):
     params = rm.params
     src_ref = ImageReference.parse(params['src'], default_tag='latest')
     dest_ref = destination(src_ref, params['dest'])
-    src_client = rm.client(src_ref, rm.connection_options('src_'))
-    dest_client = rm.client(dest_ref, rm.connection_options('dest_'))
-    extra, plan, sync, stats = copy_image(
-        src_client, src_ref, dest_client, dest_ref, platforms=params['platforms'], overwrite=params['overwrite'],
-        expected_digest=params['expected_digest'], check_mode=rm.check_mode, workers=params['workers'],
-        retries=params['retries'], referrers=params['referrers'])
-    referrers = extra.pop('referrers', None)
-    result = publish_result(dest_ref, plan, sync, stats, diff_mode=rm.diff_mode)
-    result.update(extra)
-    result['tags'] = sync.results() if sync is not None else []
-    if referrers is not None:
-        add_referrers(result, referrers)
-    return result
+    outcome = copy_image(
+        rm.client(src_ref, 'src_'), src_ref, rm.client(dest_ref, 'dest_'), dest_ref,
+        rm.context(workers=params['workers']), platforms=params['platforms'], overwrite=params['overwrite'],
+        expected_digest=params['expected_digest'], referrers=params['referrers'])
+    return outcome.to_result()
 
 
-def main():
-    argument_spec = side_argument_spec('src_')
-    argument_spec.update(side_argument_spec('dest_'))
-    argument_spec.update({
+def main() -> None:
+    rm = RegistryModule(argument_spec={
         'src': {'type': 'str', 'required': True},
         'dest': {'type': 'str', 'required': True},
         'platforms': {'type': 'list', 'elements': 'str'},
@@ -381,12 +300,7 @@ def main():
         'expected_digest': {'type': 'str'},
         'workers': {'type': 'int', 'default': 4},
         'referrers': {'type': 'bool', 'default': False},
-    })
-    rm = RegistryModule(
-        argument_spec=argument_spec,
-        mutually_exclusive=side_mutually_exclusive('src_') + side_mutually_exclusive('dest_'),
-        required_together=side_required_together('src_') + side_required_together('dest_'),
-    )
+    }, sides=('src_', 'dest_'))
     rm.run(run)
 
 

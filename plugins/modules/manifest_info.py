@@ -228,10 +228,10 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._reference im
 def run(rm):
     reference = ImageReference.parse(rm.params['image'], default_tag='latest')
     platform = Platform.parse(rm.params['platform']) if rm.params['platform'] else None
-    return inspect_image(rm.client(reference), reference, platform=platform, warn=rm.warn)
+    return inspect_image(rm.client(reference), reference, platform=platform, ctx=rm.context())
 
 
-def main():
+def main() -> None:
     rm = RegistryModule(argument_spec={
         'image': {'type': 'str', 'required': True},
         'platform': {'type': 'str'},

@@ -183,37 +183,21 @@ tags:
       changed: true
 '''
 
-import shutil
-import tempfile
-
-from ansible_collections.imagelayers.registry.plugins.module_utils._archive import load_image
-from ansible_collections.imagelayers.registry.plugins.module_utils._copy import publish, publish_result
+from ansible_collections.imagelayers.registry.plugins.module_utils._archive import push_archive
 from ansible_collections.imagelayers.registry.plugins.module_utils._module import RegistryModule
 from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
-from ansible_collections.imagelayers.registry.plugins.module_utils._tagging import check_expected_digest
 
 
 def run(rm):
     params = rm.params
     reference = ImageReference.parse(params['image'], default_tag='latest')
-    tmpdir = tempfile.mkdtemp(prefix='push-', dir=rm.module.tmpdir)
-    try:
-        plan, source, kind = load_image(params['src'], tmpdir, params['archive_image'])
-        check_expected_digest(plan.digest, params['expected_digest'], params['src'])
-        sync, stats = publish(rm.client(reference), reference, plan, source, overwrite=params['overwrite'],
-                              check_mode=rm.check_mode, workers=params['workers'], retries=params['retries'])
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
-    result = publish_result(reference, plan, sync, stats, diff_mode=rm.diff_mode)
-    result['image'] = result.pop('dest')
-    result['format'] = kind
-    if plan.layer_compression:
-        result['layer_compression'] = plan.layer_compression
-    result['tags'] = sync.results() if sync is not None else []
-    return result
+    outcome = push_archive(rm.client(reference), reference, params['src'], rm.context(workers=params['workers']),
+                           archive_image=params['archive_image'], expected_digest=params['expected_digest'],
+                           overwrite=params['overwrite'], tmpdir=rm.module.tmpdir)
+    return outcome.to_result()
 
 
-def main():
+def main() -> None:
     rm = RegistryModule(argument_spec={
         'src': {'type': 'path', 'required': True},
         'image': {'type': 'str', 'required': True},

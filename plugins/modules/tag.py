@@ -160,43 +160,31 @@ tags:
       changed: false
 '''
 
-from ansible_collections.imagelayers.registry.plugins.module_utils._errors import InvalidInputError
 from ansible_collections.imagelayers.registry.plugins.module_utils._module import RegistryModule
-from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
-from ansible_collections.imagelayers.registry.plugins.module_utils._tagging import tag_absent, tag_present
+from ansible_collections.imagelayers.registry.plugins.module_utils._parallel import DEFAULT_FANOUT
+from ansible_collections.imagelayers.registry.plugins.module_utils._tagging import (
+    absent_target,
+    present_target,
+    tag_absent,
+    tag_present,
+)
 
 
-def run(rm):
+def run(rm: RegistryModule) -> dict:
     params = rm.params
+    ctx = rm.context(workers=DEFAULT_FANOUT)
     if params['state'] == 'present':
-        reference = ImageReference.parse(params['image'], default_tag='latest')
-        if not params['tags']:
-            raise InvalidInputError('tags is required with state=present: give the tags to point at %s'
-                                    % reference.name)
-        sync, source = tag_present(rm.client(reference), reference, params['tags'], overwrite=params['overwrite'],
-                                   expected_digest=params['expected_digest'], check_mode=rm.check_mode)
-        result = {'digest': source['digest'], 'media_type': source['media_type']}
+        reference = present_target(params['image'], params['tags'])
+        outcome = tag_present(rm.client(reference), reference, params['tags'], overwrite=params['overwrite'],
+                              expected_digest=params['expected_digest'], ctx=ctx)
     else:
-        reference = ImageReference.parse(params['image'])
-        if reference.digest:
-            raise InvalidInputError('state=absent deletes tags, never an image: give %s without a digest '
-                                    '(use expected_digest to guard the deletion)' % reference.name)
-        if params['tags'] and reference.tag:
-            raise InvalidInputError('With state=absent, give the tags to delete either in image (%s) or in tags, '
-                                    'not both' % reference.name)
-        tags = params['tags'] or ([reference.tag] if reference.tag else None)
-        if not tags:
-            raise InvalidInputError('Nothing to delete: give the tag in image (%s:TAG) or in tags' % reference.name)
-        sync = tag_absent(rm.client(reference), reference, tags, expected_digest=params['expected_digest'],
-                          check_mode=rm.check_mode)
-        result = {'digest': None, 'media_type': None}
-    result.update({'changed': sync.changed, 'image': reference.name, 'tags': sync.results()})
-    if rm.diff_mode:
-        result['diff'] = sync.diff()
-    return result
+        reference, tags = absent_target(params['image'], params['tags'])
+        outcome = tag_absent(rm.client(reference), reference, tags, expected_digest=params['expected_digest'],
+                             ctx=ctx)
+    return outcome.to_result()
 
 
-def main():
+def main() -> None:
     rm = RegistryModule(argument_spec={
         'image': {'type': 'str', 'required': True},
         'tags': {'type': 'list', 'elements': 'str'},

@@ -136,22 +136,20 @@ pages:
   sample: 1
 '''
 
-from ansible_collections.imagelayers.registry.plugins.module_utils._errors import InvalidInputError
 from ansible_collections.imagelayers.registry.plugins.module_utils._module import RegistryModule
-from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
-from ansible_collections.imagelayers.registry.plugins.module_utils._tags import tags_info
+from ansible_collections.imagelayers.registry.plugins.module_utils._parallel import DEFAULT_FANOUT
+from ansible_collections.imagelayers.registry.plugins.module_utils._tags import repository_target, tags_info
 
 
-def run(rm):
+def run(rm: RegistryModule) -> dict:
     params = rm.params
-    reference = ImageReference.parse(params['image'])
-    if reference.tag or reference.digest:
-        raise InvalidInputError('image must name a repository without a tag or digest, got %s' % params['image'])
+    reference = repository_target(params['image'])
     return tags_info(rm.client(reference), reference, pattern=params['pattern'], sort=params['sort'],
-                     with_digests=params['with_digests'], page_size=params['page_size'])
+                     with_digests=params['with_digests'], page_size=params['page_size'],
+                     ctx=rm.context(workers=DEFAULT_FANOUT)).to_result()
 
 
-def main():
+def main() -> None:
     rm = RegistryModule(argument_spec={
         'image': {'type': 'str', 'required': True},
         'pattern': {'type': 'str'},

@@ -141,7 +141,8 @@ class RegistryAPI:
             _mask_error(error, self.secrets())
             raise
 
-    def _request(self, method, path, scopes, headers, data, stream, expected, what, retry):
+    def _request(self, method: str, path: str, scopes: list[str], headers: dict[str, str] | None, data: Any,
+                 stream: bool, expected: tuple[int, ...], what: str | None, retry: bool) -> 'requests.Response':
         replayable = data is None or isinstance(data, (bytes, str))
         max_attempts = 1 + (self.options.retries if retry and replayable else 0)
         attempt = 0
@@ -196,7 +197,8 @@ class RegistryAPI:
                 return response
             raise self._error(response, method, url, attempt, what, scopes)
 
-    def _error(self, response, method, url, attempt, what, scopes):
+    def _error(self, response: 'requests.Response', method: str, url: str, attempt: int, what: str | None,
+               scopes: list[str]) -> RegistryError:
         """The exception for an error answer (closed), with the scopes a token did not grant."""
         error = error_from_response(response, method, url, attempts=attempt, what=what, secrets=self.secrets(),
                                     timeout=self.options.timeout)
@@ -208,10 +210,10 @@ class RegistryAPI:
             error.msg += '. The token service did not grant %s to %s' % (' '.join(scopes), who)
         return error
 
-    def _absolute(self, path):
+    def _absolute(self, path: str) -> str:
         return path if '://' in path else self.url(path)
 
-    def _send_with_scheme(self, method, path, headers, data):
+    def _send_with_scheme(self, method: str, path: str, headers: dict[str, str], data: Any) -> 'requests.Response':
         if '://' in path:
             return self._send_absolute(method, path, headers, data)
         if self.scheme is None:
@@ -225,7 +227,7 @@ class RegistryAPI:
         return self.http.send(method, url, headers, self.options, data=data, auth_origin=self.origin(scheme),
                               allow_plain=self.loopback and scheme == 'http', direct=self.loopback)
 
-    def _send_absolute(self, method, url, headers, data):
+    def _send_absolute(self, method: str, url: str, headers: dict[str, str], data: Any) -> 'requests.Response':
         """An absolute URL from an answer (a ``Link``, an upload ``Location``).
 
         Credentials go along only when it is on the registry's own origin (``send``

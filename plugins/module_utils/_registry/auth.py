@@ -168,7 +168,7 @@ class Authenticator:
         return bool(self.scheme == 'bearer' and not self.credentials.token and self.realm
                     and self._cached_token(scopes) is None)
 
-    def _cached_token(self, scopes):
+    def _cached_token(self, scopes: Iterable[str] | None) -> str | None:
         now = time.time()
         wanted = frozenset(scopes or ())
         for granted, (token, expires_at) in self._tokens.items():

@@ -48,6 +48,8 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._registry.tra
 if TYPE_CHECKING:
     import requests
 
+    from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
+
 # Manifests and configs are small documents; refuse to buffer anything absurd.
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024
 MAX_CONFIG_SIZE = 64 * 1024 * 1024
@@ -59,7 +61,7 @@ CATALOG_SCOPE = 'registry:catalog:*'
 PAGE_LIMIT = 16 * 1024 * 1024 + 1
 
 
-def _read_limited(response, limit, what, url, timeout):
+def _read_limited(response: 'requests.Response', limit: int, what: str, url: str, timeout: float) -> bytes:
     """The body of a small document, at most ``limit`` bytes, within its deadline."""
     try:
         data = read_with_deadline(response, limit + 1, timeout, what)
@@ -116,8 +118,8 @@ class RegistryClient:
         self.api_host = api_host
 
     @classmethod
-    def for_reference(cls, http: HTTPSession, reference: Any, options: ConnectionConfig) -> RegistryClient:
-        """The client of the registry ``reference`` (an ImageReference) lives in."""
+    def for_reference(cls, http: HTTPSession, reference: ImageReference, options: ConnectionConfig) -> RegistryClient:
+        """The client of the registry ``reference`` lives in."""
         return cls(http, reference.api_host, options, loopback=is_loopback_host(reference.hostname))
 
     # -- manifests --------------------------------------------------------
@@ -249,7 +251,7 @@ class RegistryClient:
         path = url or _with_query('/v2/_catalog', n=page_size, last=last)
         return self._page(path, [CATALOG_SCOPE], 'GET catalog of %s' % self.api_host, limit)
 
-    def _page(self, path, scopes, what, limit):
+    def _page(self, path: str, scopes: list[str], what: str, limit: int) -> Page:
         response = self.api.request('GET', path, scopes=scopes, headers={'Accept': 'application/json'}, stream=True,
                                     what=what)
         # Only now is the scheme of a loopback registry known.
@@ -312,26 +314,32 @@ class RegistryClient:
         return parse_json(data, 'The %s %s' % (what, digest), details={'url': redact_url(url)})
 
     # -- uploads ----------------------------------------------------------
-    def start_upload(self, repository: str, mount: str | None = None,
-                     mount_from: str | None = None) -> tuple[bool, str | None]:
-        """POST an upload (optionally a cross-repository mount of blob ``mount`` from ``mount_from``).
+    def start_upload(self, repository: str) -> str:
+        """POST an upload; the location (URL or ``/v2/...`` path) to send the blob to."""
+        response = self._post_upload(repository, '', [], (202,), 'start blob upload to %s' % repository)
+        return upload_location(repository, response.headers.get('Location'))
 
-        ``(True, None)`` when mounted, else ``(False, location)``. A mount asks for
-        pull on the source in the same token: the registry checks it right when it mounts.
+    def mount_blob(self, repository: str, digest: str, mount_from: str) -> str | None:
+        """POST a cross-repository mount of blob ``digest`` from ``mount_from``.
+
+        None when mounted (201), else the location of the upload the registry started instead
+        (202). The mount asks for pull on the source in the same token: the registry checks it
+        right when it mounts.
         """
-        path = '/v2/%s/blobs/uploads/' % repository
-        scopes = [scope_for(repository, 'pull,push')]
-        what = 'start blob upload to %s' % repository
-        if mount and mount_from:
-            path += '?mount=%s&from=%s' % (quote(mount, safe=':'), quote(mount_from, safe='/'))
-            scopes.append(scope_for(mount_from, 'pull'))
-            what = 'mount blob %s from %s into %s' % (mount, mount_from, repository)
-        expected = (201, 202) if mount else (202,)
-        response = self.api.request('POST', path, scopes=scopes, expected=expected, what=what)
-        response.close()
+        query = '?mount=%s&from=%s' % (quote(digest, safe=':'), quote(mount_from, safe='/'))
+        response = self._post_upload(repository, query, [scope_for(mount_from, 'pull')], (201, 202),
+                                     'mount blob %s from %s into %s' % (digest, mount_from, repository))
         if response.status_code == 201:
-            return True, None
-        return False, upload_location(repository, response.headers.get('Location'))
+            return None
+        return upload_location(repository, response.headers.get('Location'))
+
+    def _post_upload(self, repository: str, query: str, scopes: list[str], expected: tuple[int, ...],
+                     what: str) -> requests.Response:
+        path = '/v2/%s/blobs/uploads/%s' % (repository, query)
+        response = self.api.request('POST', path, scopes=[scope_for(repository, 'pull,push')] + scopes,
+                                    expected=expected, what=what)
+        response.close()
+        return response
 
     def finish_upload(self, repository: str, location: str, digest: str, body: Any) -> 'requests.Response':
         """The monolithic PUT of ``body`` (bytes or a VerifiedBody) to ``location`` with ``?digest=``."""

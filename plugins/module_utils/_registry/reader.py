@@ -28,6 +28,8 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._registry.tra
 )
 
 if TYPE_CHECKING:
+    import requests
+
     from ansible_collections.imagelayers.registry.plugins.module_utils._registry.client import RegistryClient
 
 # A blob is read in chunks of this size while bytes already delivered are skipped.
@@ -42,7 +44,7 @@ class ConnectionDropped(http.client.HTTPException):
 BLOB_READ_ERRORS = (DeadlineExceeded,) + TRANSFER_ERRORS
 
 
-def _content_range_start(response):
+def _content_range_start(response: requests.Response) -> int | None:
     """First byte position of a ``Content-Range: bytes a-b/c`` answer, or None."""
     value = (response.headers.get('Content-Range') or '').strip()
     if not value.startswith('bytes ') or '-' not in value:
@@ -51,7 +53,7 @@ def _content_range_start(response):
     return int(start) if start.isdigit() else None
 
 
-def _closed(dummy):
+def _closed(dummy: Any) -> Any:
     raise ValueError('read from a closed BlobReader')
 
 
@@ -117,7 +119,7 @@ class BlobReader:
         self._read = self._readinto = _closed  # and no request again
 
     # -- one request ------------------------------------------------------
-    def _request(self):
+    def _request(self) -> None:
         self.attempts += 1
         offset = self.position
         deadline = Deadline(self.client.api.options.timeout, None if self.size is None else self.size - offset,
@@ -140,15 +142,15 @@ class BlobReader:
         self._announced = content_length(response)
         self._bind(response, deadline)
 
-    def _bind(self, response, deadline):
+    def _bind(self, response: requests.Response, deadline: Deadline) -> None:
         """The guarded reads of this response: the fast path for ``readinto`` unless bytes must be skipped."""
         grow = self.size is None
         raw_read = response.raw.read
 
-        def read(amount):
+        def read(amount: int) -> bytes:
             return raw_read(amount, decode_content=False)
 
-        def copy_into(view):
+        def copy_into(view: memoryview) -> int:
             data = read(len(view))
             view[:len(data)] = data
             return len(data)
@@ -157,7 +159,7 @@ class BlobReader:
         self._read = guard(read, deadline, grow)
         self._readinto = guard(self._fast or copy_into, deadline, grow)
 
-    def _start_of(self, response, offset):
+    def _start_of(self, response: requests.Response, offset: int) -> int:
         """Where the body of ``response`` starts in the blob."""
         if not offset:
             if response.status_code != 200:
@@ -175,7 +177,7 @@ class BlobReader:
             self.restarted += 1  # the registry (or its storage backend) ignored the range
         return start
 
-    def _check_length(self, response, start):
+    def _check_length(self, response: requests.Response, start: int) -> None:
         announced = content_length(response)
         if announced is not None and self.size is not None and announced != self.size - start:
             raise IntegrityError(
@@ -185,7 +187,7 @@ class BlobReader:
                                        'actual_digest': None, 'actual_size': announced + start,
                                        'reason': 'Content-Length disagrees with the descriptor; not read'})
 
-    def _drop(self):
+    def _drop(self) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
@@ -194,7 +196,7 @@ class BlobReader:
             self._response = None
 
     # -- reading, resumed ---------------------------------------------------
-    def _next(self, target, into):
+    def _next(self, target: Any, into: bool) -> Any:
         while True:
             if self._response is None and self._read is not _closed:
                 self._request()
@@ -213,7 +215,7 @@ class BlobReader:
                     raise
                 self.sleep(backoff(self.attempts))
 
-    def _skip_delivered(self):
+    def _skip_delivered(self) -> None:
         """Read past the bytes already handed out (a body that started over from byte 0)."""
         while self._skip:
             data = self._read(min(self._skip, SKIP_CHUNK))
@@ -223,11 +225,11 @@ class BlobReader:
             self._count(len(data))
             self._skip -= len(data)
 
-    def _count(self, count):
+    def _count(self, count: int) -> None:
         self._received += count
         self.bytes_transferred += count
 
-    def _ended(self):
+    def _ended(self) -> None:
         """The body ended: early (raise), or in full (the connection goes back to the pool)."""
         if self._announced is not None and self._received < self._announced:
             # http.client ends a Content-Length body quietly when the peer hangs up early.

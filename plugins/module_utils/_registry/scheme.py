@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     import requests
 
     from ansible_collections.imagelayers.registry.plugins.module_utils._registry.api import RegistryAPI
+    from ansible_collections.imagelayers.registry.plugins.module_utils._registry.config import ConnectionConfig
 
 # OpenSSL's reason codes (ssl.SSLError.reason) for the alerts of a server that does not accept
 # the client's certificate: none sent (TLS 1.3), one it cannot use, one from a CA it does not trust.
@@ -239,7 +240,7 @@ def is_client_certificate_problem(exc: BaseException) -> bool:
     return any(marker in text for marker in _CLIENT_CERTIFICATE_TEXTS)
 
 
-def tls_error(exc: BaseException, url: str, registry_host: str, options: Any) -> TransportError:
+def tls_error(exc: BaseException, url: str, registry_host: str, options: ConnectionConfig) -> TransportError:
     """The TransportError for a failed TLS connection to ``url`` (of ``registry_host``), saying what to change."""
     host = urlsplit(url).netloc or registry_host
     if is_certificate_problem(exc):

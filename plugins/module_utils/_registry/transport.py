@@ -64,7 +64,7 @@ import time
 import traceback
 import warnings
 from contextlib import nullcontext
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import urljoin, urlsplit
 
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
@@ -73,6 +73,9 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._errors impor
     mask_secrets,
     redact_url,
 )
+
+if TYPE_CHECKING:
+    from ansible_collections.imagelayers.registry.plugins.module_utils._registry.config import ConnectionConfig
 
 HAS_REQUESTS: bool
 REQUESTS_IMPORT_ERROR: str | None
@@ -216,7 +219,7 @@ class HTTPSession:
                                                                      pool_maxsize=size))
         self.pool_size = size
 
-    def send(self, method: str, url: str, headers: dict[str, str], options: Any, data: Any = None,
+    def send(self, method: str, url: str, headers: dict[str, str], options: ConnectionConfig, data: Any = None,
              auth_origin: tuple[str, str, int | None] | None = None, allow_plain: bool = False,
              direct: bool = False) -> 'requests.Response':
         """Send one request, following redirects by hand.
@@ -322,7 +325,7 @@ def describe_exception(exc: BaseException) -> str:
     return text or exc.__class__.__name__
 
 
-def _describe(exc, depth):
+def _describe(exc: BaseException, depth: int) -> str:
     if isinstance(exc, RegistryError):
         return exc.msg
     if isinstance(exc, _INCOMPLETE_READS):
@@ -344,7 +347,7 @@ def _describe(exc, depth):
     return _plain(exc)
 
 
-def _text_and_reason(args, depth):
+def _text_and_reason(args: tuple[Any, ...], depth: int) -> str:
     """``('Connection broken: IncompleteRead(...)', IncompleteRead(...))`` as ``Connection broken: <reason>``."""
     text = args[0]
     for inner in args[1:]:
@@ -363,7 +366,7 @@ def _text_and_reason(args, depth):
     return text
 
 
-def _incomplete_read(exc):
+def _incomplete_read(exc: Any) -> str:
     partial = exc.partial
     received = len(partial) if isinstance(partial, (bytes, bytearray)) else partial
     if isinstance(received, int) and isinstance(exc.expected, int):
@@ -371,7 +374,7 @@ def _incomplete_read(exc):
     return 'the body ended early'
 
 
-def _plain(exc):
+def _plain(exc: BaseException) -> str:
     args = getattr(exc, 'args', None) or ()
     if len(args) > 1:
         return ': '.join(str(arg) for arg in args if not isinstance(arg, (bytes, bytearray)))
@@ -384,7 +387,7 @@ def deadline_seconds(timeout: float, expected_bytes: int | None) -> float:
     return float(timeout) + float(expected_bytes or 0) / MIN_RATE
 
 
-def _number(value):
+def _number(value: float) -> str:
     if value >= 10:
         return '%d' % round(value)
     return ('%.1f' % value).rstrip('0').rstrip('.')
@@ -464,7 +467,7 @@ class Deadline:
             details={'deadline': round(self.seconds, 3), 'timeout': self.timeout,
                      'expected_bytes': self.expected_bytes, 'min_rate': MIN_RATE})
 
-    def _fire(self):
+    def _fire(self) -> None:
         """Called by the watchdog when the deadline has passed: make the blocked read return."""
         with self._lock:
             if not self._active:
@@ -484,14 +487,14 @@ class Deadline:
             closer.start()
 
 
-def _close_quietly(response):
+def _close_quietly(response: Any) -> None:
     try:
         response.close()
     except Exception:  # the request has failed already; its close must not add another error
         pass
 
 
-def _find_socket(response):
+def _find_socket(response: Any) -> socket.socket | None:
     """The socket under a requests (or urllib3) response, or None.
 
     Private attributes, looked up with care: the http.client response's file
@@ -517,14 +520,14 @@ def _find_socket(response):
 class _Watchdog:
     """One daemon thread for every deadline of the process: a heap of ends, a condition to wait on."""
 
-    def __init__(self, clock=time.monotonic):
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self._cond = threading.Condition()
         self._heap: list[tuple[float, int, Deadline]] = []
         self._order = itertools.count()
         self._thread: threading.Thread | None = None
 
-    def add(self, deadline):
+    def add(self, deadline: Deadline) -> None:
         with self._cond:
             heapq.heappush(self._heap, (deadline.end, next(self._order), deadline))
             if self._thread is None:
@@ -533,7 +536,7 @@ class _Watchdog:
                 self._thread.start()
             self._cond.notify()
 
-    def _next_due(self):
+    def _next_due(self) -> Deadline | None:
         """The next deadline that has passed, or None after waiting a while; runs with the lock held."""
         while self._heap and not self._heap[0][2]._active:
             heapq.heappop(self._heap)
@@ -552,7 +555,7 @@ class _Watchdog:
             return None
         return deadline
 
-    def _run(self):
+    def _run(self) -> None:
         idle_since = self.clock()
         while True:
             with self._cond:
@@ -582,11 +585,11 @@ def guard(read: Callable[[Any], Any], deadline: Deadline, grow: bool = False) ->
     """
     received = [0]
 
-    def expired():
+    def expired() -> DeadlineExceeded:
         deadline.cancel()
         return deadline.error()
 
-    def guarded(amount):
+    def guarded(amount: Any) -> Any:
         if deadline.expired:
             raise expired()
         if grow:
@@ -605,27 +608,6 @@ def guard(read: Callable[[Any], Any], deadline: Deadline, grow: bool = False) ->
         received[0] += count
         return data
     return guarded
-
-
-def deadline_reader(response: 'requests.Response', timeout: float, expected_bytes: int | None,
-                    what: str) -> tuple[Callable[[int], bytes], Callable[[], None]]:
-    """``(read, close)`` over a streaming requests response, with a total deadline.
-
-    ``read(n)`` returns raw bytes (no decoding); ``expected_bytes`` None means
-    a body of unknown size (the allowance grows with the reads). ``close``
-    disarms the deadline, then closes the response.
-    """
-    deadline = Deadline(timeout, expected_bytes, what)
-    deadline.watch(response)
-    raw_read = response.raw.read
-
-    def read(amount):
-        return raw_read(amount, decode_content=False)
-
-    def close():
-        deadline.cancel()
-        response.close()
-    return guard(read, deadline, grow=expected_bytes is None), close
 
 
 def content_length(response: 'requests.Response') -> int | None:
