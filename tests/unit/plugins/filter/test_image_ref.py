@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import pytest
-
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.imagelayers.registry.plugins.filter.image_ref import FilterModule, image_ref

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 
 import pytest
-
 from ansible.errors import AnsibleLookupError
 from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import lookup_loader
@@ -20,11 +19,11 @@ except ImportError:  # pragma: no cover - ansible-core < 2.19 templates every st
     def trust_as_template(value):
         return value
 
-from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.fake_registry import (
-    FakeRegistry,
+from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.registry import (
+    Registry,
     digest_of,
+    requiring_basic,
 )
-
 
 # Loading a lookup with its options (and doc fragments) needs the collection loader, which
 # ansible-test units installs (`make units`); a plain pytest run skips these tests.
@@ -32,25 +31,11 @@ pytestmark = pytest.mark.skipif(AnsibleCollectionConfig.collection_finder is Non
                                 reason='needs the collection loader: run with ansible-test units')
 
 
-class BasicAuthRegistry(FakeRegistry):
-    """Answers 401 with a Basic challenge unless the request carries the expected credentials."""
-
-    expected = 'Basic ' + base64.b64encode(b'ci:s3cret').decode()
-
-    def serve(self, handler):
-        if handler.headers.get('Authorization') != self.expected:
-            with self.lock:
-                self.requests.append({'method': handler.command, 'path': handler.path,
-                                      'headers': dict(handler.headers)})
-            return self._answer(handler, 401, {'WWW-Authenticate': 'Basic realm="test"'}, b'')
-        return FakeRegistry.serve(self, handler)
-
-
-@pytest.fixture
-def registry():
-    reg = FakeRegistry()
-    yield reg
-    reg.close()
+def basic_auth_registry():
+    """A registry that answers 401 with a Basic challenge unless the request carries ci:s3cret."""
+    reg = Registry()
+    reg.handler = requiring_basic('ci', 's3cret', reg.handle, realm='test')
+    return reg
 
 
 @pytest.fixture
@@ -75,14 +60,6 @@ def templated_lookup(terms, variables, **kwargs):
                                templar=Templar(loader=loader, variables=variables))
     assert plugin is not None
     return plugin.run(terms, variables=variables, **kwargs)
-
-
-class NoDigestHeaderRegistry(FakeRegistry):
-    """Answers manifests without a Docker-Content-Digest header, as some registries and proxies do."""
-
-    def _answer(self, handler, status, headers, body):
-        headers = dict((k, v) for k, v in headers.items() if k != 'Docker-Content-Digest')
-        return FakeRegistry._answer(self, handler, status, headers, body)
 
 
 def serve_other_manifest_for(registry, repository, asked, served):
@@ -143,7 +120,7 @@ def test_pinned_digest_is_refused_when_the_head_answers_another_digest(registry,
 
 
 def test_pinned_digest_is_refused_when_the_manifest_hashes_to_another_digest(images):
-    reg = NoDigestHeaderRegistry()
+    reg = Registry(digest_header=False)
     try:
         amd64, dummy, dummy = reg.add_image('team/app', None, [b'amd64 layer'])
         arm64, dummy, dummy = reg.add_image('team/app', None, [b'arm64 layer'], platform=('linux', 'arm64', 'v8'))
@@ -210,7 +187,7 @@ def test_registry_errors_are_lookup_errors(registry, images):
 
 
 def test_credentials_from_variables_reach_the_registry():
-    reg = BasicAuthRegistry()
+    reg = basic_auth_registry()
     try:
         digest, dummy, dummy = reg.add_image('private/app', 'v1', [b'layer'])
         with pytest.raises(AnsibleLookupError, match='requires a username and password'):
@@ -233,7 +210,7 @@ def basic_passwords(registry):
 
 def test_credentials_from_templated_variables_are_templated():
     # The EXAMPLES' pattern: imagelayers_registry_password: "{{ registry_password }}"
-    reg = BasicAuthRegistry()
+    reg = basic_auth_registry()
     try:
         digest, dummy, dummy = reg.add_image('private/app', 'v1', [b'layer'])
         variables = {
@@ -249,7 +226,7 @@ def test_credentials_from_templated_variables_are_templated():
 
 
 def test_a_password_that_cannot_be_templated_is_not_echoed():
-    reg = BasicAuthRegistry()
+    reg = basic_auth_registry()
     try:
         variables = {'imagelayers_registry_username': 'ci',
                      'imagelayers_registry_password': trust_as_template('pa55{{word')}
@@ -263,7 +240,7 @@ def test_a_password_that_cannot_be_templated_is_not_echoed():
 
 
 def test_keyword_arguments_override_variables():
-    reg = BasicAuthRegistry()
+    reg = basic_auth_registry()
     try:
         digest, dummy, dummy = reg.add_image('private/app', 'v1', [b'layer'])
         variables = {'imagelayers_registry_username': 'ci', 'imagelayers_registry_password': 'wrong'}
@@ -273,7 +250,7 @@ def test_keyword_arguments_override_variables():
 
 
 def test_credentials_from_the_environment(monkeypatch):
-    reg = BasicAuthRegistry()
+    reg = basic_auth_registry()
     try:
         digest, dummy, dummy = reg.add_image('private/app', 'v1', [b'layer'])
         monkeypatch.setenv('IMAGELAYERS_REGISTRY_USERNAME', 'ci')
@@ -284,7 +261,7 @@ def test_credentials_from_the_environment(monkeypatch):
 
 
 def test_credentials_are_never_sent_to_a_second_registry(registry, images):
-    other = FakeRegistry()
+    other = Registry()
     try:
         with pytest.raises(AnsibleLookupError, match='2 registries') as excinfo:
             lookup([registry.host + '/team/app:1.0', other.host + '/team/app:1.0'], username='ci', password='s3cret')
@@ -295,7 +272,7 @@ def test_credentials_are_never_sent_to_a_second_registry(registry, images):
 
 
 def test_several_registries_without_credentials(registry, images):
-    other = FakeRegistry()
+    other = Registry()
     try:
         digest, dummy, dummy = other.add_image('team/app', '1.0', [b'other'])
         assert lookup([registry.host + '/team/app:1.0', other.host + '/team/app:1.0']) == [images['index'], digest]
@@ -322,14 +299,14 @@ def test_on_missing_choices_are_enforced(registry, images):
 
 
 def test_stored_credentials_from_config_path(tmp_path):
-    reg = BasicAuthRegistry()
+    reg = basic_auth_registry()
     try:
         digest, dummy, dummy = reg.add_image('private/app', 'v1', [b'layer'])
         config = tmp_path / 'config.json'
         config.write_text('{"auths": {"%s": {"auth": "%s"}}}' % (reg.host, base64.b64encode(b'ci:s3cret').decode()))
         assert lookup([reg.host + '/private/app:v1'], config_path=str(config)) == [digest]
         # stored credentials are per registry, so several registries are fine
-        other = FakeRegistry()
+        other = Registry()
         try:
             other_digest, dummy, dummy = other.add_image('team/app', '1', [b'x'])
             assert lookup([reg.host + '/private/app:v1', other.host + '/team/app:1'], config_path=str(config)) == [

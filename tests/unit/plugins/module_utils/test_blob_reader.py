@@ -10,33 +10,15 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._blobs import
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import RegistryHTTPError, TransportError
 from ansible_collections.imagelayers.registry.plugins.module_utils._registry import reader as reader_module
 from ansible_collections.imagelayers.registry.plugins.module_utils._registry import transport
-from ansible_collections.imagelayers.registry.plugins.module_utils._registry.client import RegistryClient
-from ansible_collections.imagelayers.registry.plugins.module_utils._registry.config import ConnectionConfig
-from ansible_collections.imagelayers.registry.plugins.module_utils._registry.transport import HTTPSession
 from ansible_collections.imagelayers.registry.plugins.module_utils._upload import BlobSource, TransferStats, ensure_blob
-from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.fake_registry import (
-    FakeRegistry,
+from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.registry import (
     client_for,
     digest_of,
 )
-from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.slow_server import Plan, SlowServer
+from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.servers import Plan, dripping_then_ranges
 
 DATA = bytes(range(256)) * 4096  # 1 MiB
 DIGEST = digest_of(DATA)
-
-
-@pytest.fixture
-def registry():
-    reg = FakeRegistry()
-    yield reg
-    reg.close()
-
-
-@pytest.fixture
-def slow():
-    srv = SlowServer()
-    yield srv
-    srv.close()
 
 
 class ReaderSource(BlobSource):
@@ -64,8 +46,7 @@ def _destination(server):
 
 
 def _copy(registry, server, retries=1):
-    return ensure_blob(RegistryClient(HTTPSession(sleep=lambda s: None), server.host,
-                                      ConnectionConfig(timeout=5, retries=0), loopback=True),
+    return ensure_blob(client_for(server),
                        'dst', {'digest': DIGEST, 'size': len(DATA)},
                        ReaderSource(client_for(registry, retries=retries), 'src'), TransferStats(), retries=0)
 
@@ -119,8 +100,7 @@ def test_a_range_answered_from_a_later_byte_fails(slow):
         return Plan(206, {'Content-Range': 'bytes 5000-%d/%d' % (len(DATA) - 1, len(DATA))}, body=DATA[5000:])
 
     slow.plan = plan
-    client = RegistryClient(HTTPSession(sleep=lambda s: None), slow.host, ConnectionConfig(timeout=5, retries=0),
-                            loopback=True)
+    client = client_for(slow)
     with pytest.raises(RegistryHTTPError) as excinfo:
         fetch_blob(client, 'app', DIGEST, len(DATA), retries=1, sleep=lambda s: None)
     assert 'cannot resume from it' in excinfo.value.msg
@@ -130,16 +110,8 @@ def test_each_request_has_its_own_deadline(slow):
     size = 64 * 1024
     data = bytes(range(256)) * 256
     digest = digest_of(data)
-
-    def plan(request):
-        if 'range' not in request['headers']:
-            return Plan(body=data, drip=0.2, max_seconds=10)
-        start = int(request['headers']['range'].split('=')[1].split('-')[0])
-        return Plan(206, {'Content-Range': 'bytes %d-%d/%d' % (start, size - 1, size)}, body=data[start:])
-
-    slow.plan = plan
-    client = RegistryClient(HTTPSession(sleep=lambda s: None), slow.host, ConnectionConfig(timeout=1, retries=1),
-                            loopback=True)
+    slow.plan = dripping_then_ranges(data)
+    client = client_for(slow, timeout=1, retries=1)
     reader = client.blob_reader('app', digest, size)
     read, close = reader.open()
     try:

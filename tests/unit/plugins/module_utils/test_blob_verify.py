@@ -10,6 +10,7 @@ import os
 import pytest
 
 from ansible_collections.imagelayers.registry.plugins.module_utils._blob_verify import verify_blobs
+from ansible_collections.imagelayers.registry.plugins.module_utils._context import RunContext
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
     IntegrityError,
     InvalidInputError,
@@ -18,21 +19,11 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._errors impor
 from ansible_collections.imagelayers.registry.plugins.module_utils._inspect import inspect_image
 from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import DOCKER_MANIFEST, Platform
 from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
-from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.fake_registry import (
-    FakeRegistry,
-    client_for,
-)
+from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.registry import client_for
 
 SHARED = b'shared base layer' * 1000
 AMD = b'amd64 layer' * 3000
 ARM = b'arm64 layer' * 2000
-
-
-@pytest.fixture
-def registry():
-    reg = FakeRegistry()
-    yield reg
-    reg.close()
 
 
 @pytest.fixture
@@ -45,8 +36,9 @@ def index(registry):
 
 
 def run(registry, image, **kwargs):
+    ctx = RunContext(**{key: kwargs.pop(key) for key in ('workers', 'check_mode') if key in kwargs})
     return verify_blobs(client_for(registry, retries=kwargs.pop('retries', 0)),
-                        ImageReference.parse('%s/%s' % (registry.host, image)), sleep=lambda s: None, **kwargs)
+                        ImageReference.parse('%s/%s' % (registry.host, image)), ctx, sleep=lambda s: None, **kwargs)
 
 
 def by_digest(result):
@@ -232,7 +224,7 @@ def test_schema1_layers_are_verified_by_digest_once(registry):
     registry.add_manifest('old', 'v1', manifest, 'application/vnd.docker.distribution.manifest.v1+json')
     warnings = []
     result = verify_blobs(client_for(registry), ImageReference.parse('%s/old:v1' % registry.host),
-                          warn=warnings.append)
+                          RunContext(warn=warnings.append))
     layers = [b for b in result['blobs'] if b['kind'] == 'layer']
     assert [b['digest'] for b in layers] == [empty, layer]  # base layer first, the empty one once
     assert [b['size'] for b in layers] == [0, len(AMD)] and all(b['verified'] for b in layers)

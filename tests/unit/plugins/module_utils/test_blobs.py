@@ -29,33 +29,16 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._errors impor
     RegistryError,
     TransportError,
 )
-from ansible_collections.imagelayers.registry.plugins.module_utils._registry.client import RegistryClient
-from ansible_collections.imagelayers.registry.plugins.module_utils._registry.config import ConnectionConfig
-from ansible_collections.imagelayers.registry.plugins.module_utils._registry.transport import HTTPSession, deadline_reader
-from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.fake_registry import (
-    FakeRegistry,
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.transport import HTTPSession
+from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.registry import (
     client_for,
     digest_of,
 )
-from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.slow_server import Plan, SlowServer
+from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.servers import Plan, dripping_then_ranges
 
 DATA = bytes(range(256)) * 4096 + b'tail'  # 1 MiB + 4 bytes: two chunks
 DIGEST = digest_of(DATA)
 OTHER = digest_of(b'other')
-
-
-@pytest.fixture
-def registry():
-    reg = FakeRegistry()
-    yield reg
-    reg.close()
-
-
-@pytest.fixture
-def slow():
-    srv = SlowServer()
-    yield srv
-    srv.close()
 
 
 class Reader:
@@ -162,10 +145,10 @@ def test_verified_body_uploads_with_a_content_length(registry):
 
 def test_verified_body_streams_a_source_response_into_an_upload(registry):
     digest = registry.add_blob(DATA)
-    source = client_for(registry).open_blob('app', digest)
-    body = VerifiedBody(deadline_reader(source, 5, len(DATA), 'the source blob')[0], digest, len(DATA))
+    read, close = client_for(registry).blob_reader('app', digest, len(DATA)).open()
+    body = VerifiedBody(read, digest, len(DATA))
     chunks = list(body)
-    source.close()
+    close()
     assert b''.join(chunks) == DATA and max(len(c) for c in chunks) == 1024 * 1024
     assert body.check.ok
 
@@ -308,10 +291,9 @@ def test_blob_file_appears_only_after_commit(tmp_path):
 def test_failed_download_leaves_nothing_behind(tmp_path, registry):
     digest = registry.add_blob(DATA)
     registry.fault = lambda request: {'corrupt': 5}
-    with pytest.raises(IntegrityError):
-        with BlobFile(str(tmp_path), digest) as blob_file:
-            fetch_blob(client_for(registry), 'app', digest, len(DATA), sink=blob_file)
-            blob_file.commit()
+    with pytest.raises(IntegrityError), BlobFile(str(tmp_path), digest) as blob_file:
+        fetch_blob(client_for(registry), 'app', digest, len(DATA), sink=blob_file)
+        blob_file.commit()
     assert os.listdir(str(tmp_path / 'blobs' / 'sha256')) == []
 
 
@@ -338,10 +320,9 @@ class _StatVFS:
 def test_blob_larger_than_the_free_space_is_refused_before_any_request(tmp_path, registry, monkeypatch):
     digest = registry.add_blob(DATA)
     monkeypatch.setattr(os, 'statvfs', lambda path: _StatVFS(40960))
-    with pytest.raises(RegistryError) as excinfo:
-        with BlobFile(str(tmp_path), digest) as blob_file:
-            fetch_blob(client_for(registry), 'app', digest, 5 * 1024 ** 3, sink=blob_file)
-            blob_file.commit()
+    with pytest.raises(RegistryError) as excinfo, BlobFile(str(tmp_path), digest) as blob_file:
+        fetch_blob(client_for(registry), 'app', digest, 5 * 1024 ** 3, sink=blob_file)
+        blob_file.commit()
     msg = excinfo.value.msg
     assert str(5 * 1024 ** 3) in msg and '40960' in msg and 'free' in msg
     assert registry.requests == []  # nothing asked for
@@ -365,18 +346,16 @@ def test_memory_sink_refuses_a_larger_blob_before_any_request(registry):
 
 
 def _slow_client(slow, timeout=1):
-    return RegistryClient(HTTPSession(sleep=lambda seconds: None), slow.host,
-                          ConnectionConfig(timeout=timeout, retries=0), loopback=True)
+    return client_for(slow, timeout=timeout)
 
 
 def test_body_without_content_length_stops_at_size_plus_one(tmp_path, slow):
     body = DATA + b'x' * (8 * 1024 * 1024)
     slow.plan = lambda request: Plan(body=body, length=None)
     result = FetchResult()
-    with pytest.raises(IntegrityError) as excinfo:
-        with BlobFile(str(tmp_path), DIGEST) as blob_file:
-            fetch_blob(_slow_client(slow), 'app', DIGEST, len(DATA), sink=blob_file, result=result)
-            blob_file.commit()
+    with pytest.raises(IntegrityError) as excinfo, BlobFile(str(tmp_path), DIGEST) as blob_file:
+        fetch_blob(_slow_client(slow), 'app', DIGEST, len(DATA), sink=blob_file, result=result)
+        blob_file.commit()
     assert excinfo.value.details['overlong'] is True
     assert result.bytes_transferred == len(DATA) + 1
     assert os.listdir(str(tmp_path / 'blobs' / 'sha256')) == []
@@ -388,10 +367,9 @@ def test_dripping_blob_fails_at_its_deadline(tmp_path, slow):
     digest = digest_of(data)
     slow.plan = lambda request: Plan(body=data, drip=0.2, max_seconds=10)
     started = time.monotonic()
-    with pytest.raises(TransportError) as excinfo:
-        with BlobFile(str(tmp_path), digest) as blob_file:
-            fetch_blob(_slow_client(slow, timeout=1), 'app', digest, size, sink=blob_file, retries=0)
-            blob_file.commit()
+    with pytest.raises(TransportError) as excinfo, BlobFile(str(tmp_path), digest) as blob_file:
+        fetch_blob(_slow_client(slow, timeout=1), 'app', digest, size, sink=blob_file, retries=0)
+        blob_file.commit()
     elapsed = time.monotonic() - started
     assert elapsed < 5, elapsed
     msg = excinfo.value.msg
@@ -403,14 +381,7 @@ def test_a_deadline_miss_resumes_like_a_dropped_connection(slow):
     size = 64 * 1024
     data = bytes(range(256)) * 256
     digest = digest_of(data)
-
-    def plan(request):
-        if 'range' not in request['headers']:
-            return Plan(body=data, drip=0.2, max_seconds=10)
-        start = int(request['headers']['range'].split('=')[1].split('-')[0])
-        return Plan(206, {'Content-Range': 'bytes %d-%d/%d' % (start, size - 1, size)}, body=data[start:])
-
-    slow.plan = plan
+    slow.plan = dripping_then_ranges(data)
     sink = MemorySink(size)
     result = fetch_blob(_slow_client(slow), 'app', digest, size, sink=sink, retries=1, sleep=lambda s: None)
     assert sink.getvalue() == data and result.resumed == 1

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import pytest
@@ -12,23 +11,19 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._errors impor
 from ansible_collections.imagelayers.registry.plugins.module_utils._inspect import inspect_image
 from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import OCI_MANIFEST
 from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
-from ansible_collections.imagelayers.registry.plugins.module_utils._registry.client import RegistryClient
-from ansible_collections.imagelayers.registry.plugins.module_utils._registry.config import ConnectionConfig
-from ansible_collections.imagelayers.registry.plugins.module_utils._registry.transport import HTTPSession
-from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.fake_registry import FakeRegistry, client_for
+from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.registry import (
+    Registry,
+    client_for,
+    digest_of,
+)
 
 CONFIG = json.dumps({'os': 'linux', 'architecture': 'amd64', 'rootfs': {'diff_ids': []}, 'history': []}).encode()
-CONFIG_DIGEST = 'sha256:' + hashlib.sha256(CONFIG).hexdigest()
+CONFIG_DIGEST = digest_of(CONFIG)
 MANIFEST = json.dumps({'schemaVersion': 2, 'mediaType': OCI_MANIFEST,
                        'config': {'mediaType': 'application/vnd.oci.image.config.v1+json', 'digest': CONFIG_DIGEST,
                                   'size': len(CONFIG)}, 'layers': []}).encode()
-MANIFEST_DIGEST = 'sha256:' + hashlib.sha256(MANIFEST).hexdigest()
+MANIFEST_DIGEST = digest_of(MANIFEST)
 OTHER = 'sha256:' + 'f' * 64
-
-
-def client_for(server):
-    return RegistryClient(HTTPSession(sleep=lambda s: None), server.host, ConnectionConfig(timeout=5, retries=0),
-                          loopback=True)
 
 
 def test_header_that_lies_about_the_digest_is_caught(server):
@@ -88,7 +83,7 @@ def test_inspect_missing_tag_is_not_a_failure(server):
 
 
 def test_a_config_nested_absurdly_deep_is_an_integrity_error():
-    registry = FakeRegistry()
+    registry = Registry()
     try:
         data = b'[' * 100000 + b']' * 100000
         digest = registry.add_blob(data)

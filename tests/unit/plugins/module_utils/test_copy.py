@@ -4,13 +4,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from ansible_collections.imagelayers.registry.plugins.module_utils._context import RunContext
 from ansible_collections.imagelayers.registry.plugins.module_utils._copy import add_referrers, copy_image
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
     IntegrityError,
@@ -22,79 +22,15 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._manifest imp
 from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
 from ansible_collections.imagelayers.registry.plugins.module_utils._registry.client import upload_location, with_digest
 from ansible_collections.imagelayers.registry.plugins.module_utils._tagging import PreconditionError, TagConflictError
-from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.fake_registry import (
-    FakeRegistry,
-    client_for,
-)
+from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.registry import client_for, digest_of
 
 
-def digest_of(data):
-    return 'sha256:' + hashlib.sha256(data).hexdigest()
-
-
-class UploadTarget:
-    """Destination registry behaviour for a ScriptedServer: uploads, mounts, manifests."""
-
-    def __init__(self, server, location_style='absolute', mountable=None):
-        self.server = server
-        self.blobs = {}
-        self.manifests = {}
-        self.location_style = location_style
-        self.mountable = mountable if mountable is not None else {}  # repository -> set of digests
-        self.count = 0
-        server.handler = self.handle
-
-    def location(self, repository):
-        self.count += 1
-        uid = 'u%d' % self.count
-        if self.location_style == 'absolute':
-            return 'http://%s/v2/%s/blobs/uploads/%s?_state=abc%%3D' % (self.server.host, repository, uid)
-        if self.location_style == 'relative':
-            return '/v2/%s/blobs/uploads/%s?_state=xyz' % (repository, uid)
-        return uid  # a bare upload id
-
-    def handle(self, request):
-        method = request['method']
-        split = urlsplit(request['path'])
-        path = split.path
-        query = parse_qs(split.query)
-        if '/blobs/uploads/' in path:
-            repository = path[len('/v2/'):path.index('/blobs/uploads/')]
-            if method == 'POST':
-                mount = (query.get('mount') or [None])[0]
-                source = (query.get('from') or [None])[0]
-                if mount and mount in self.mountable.get(source, ()):
-                    self.blobs[(repository, mount)] = True
-                    return 201, {'Location': '/v2/%s/blobs/%s' % (repository, mount)}, b''
-                return 202, {'Location': self.location(repository)}, b''
-            if method == 'PUT':
-                digest = query['digest'][0]
-                if digest_of(request['body']) != digest:
-                    return 400, {'Content-Type': 'application/json'}, b'{"errors":[{"code":"DIGEST_INVALID"}]}'
-                self.blobs[(repository, digest)] = True
-                return 201, {'Docker-Content-Digest': digest}, b''
-        if '/blobs/' in path:
-            repository, digest = path[len('/v2/'):].split('/blobs/')
-            return (200 if (repository, digest) in self.blobs else 404), {}, b''
-        if '/manifests/' in path:
-            repository, reference = path[len('/v2/'):].split('/manifests/')
-            if method == 'PUT':
-                digest = digest_of(request['body'])
-                self.manifests[(repository, reference)] = (request['headers'].get('Content-Type'), request['body'])
-                self.manifests[(repository, digest)] = self.manifests[(repository, reference)]
-                return 201, {'Docker-Content-Digest': digest}, b''
-            found = self.manifests.get((repository, reference))
-            if found is None:
-                return 404, {}, b''
-            return 200, {'Content-Type': found[0], 'Docker-Content-Digest': digest_of(found[1])}, found[1]
-        return 404, {}, b''
-
-
-@pytest.fixture
-def source():
-    registry = FakeRegistry()
-    yield registry
-    registry.close()
+def copy_parts(*args, **kwargs):
+    """copy_image with the run options (workers, check_mode, retries) as keywords; the outcome's parts:
+    ``(result, plan, sync, stats)``."""
+    ctx = RunContext(**{key: kwargs.pop(key) for key in ('workers', 'check_mode', 'retries') if key in kwargs})
+    outcome = copy_image(*args, ctx=ctx, **kwargs)
+    return outcome.to_result(), outcome.plan, outcome.sync, outcome.stats
 
 
 def refs(source, server, src='app:1', dest='prod/app:1'):
@@ -108,9 +44,9 @@ def writes(server):
 @pytest.mark.parametrize('style', ['absolute', 'relative', 'bare'])
 def test_cross_registry_copy_uploads_every_blob_then_the_tag_last(source, server, style):
     digest, config, layers = source.add_image('app', '1', [b'a' * 3000, b'b' * 5000], oci=False)
-    target = UploadTarget(server, location_style=style)
+    target = server.configure(location_style=style)
     src_ref, dest_ref = refs(source, server)
-    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server), dest_ref, workers=2)
+    extra, plan, sync, stats = copy_parts(client_for(source), src_ref, client_for(server), dest_ref, workers=2)
     assert sync.changed and plan.digest == digest == extra['source_digest']
     assert stats.blobs_copied == 3 and stats.bytes_transferred == 8000 + source_size(source, config)
     assert target.manifests[('prod/app', '1')][1] == source.manifests[('app', digest)][1]
@@ -139,39 +75,33 @@ def test_upload_location_and_digest_query():
 
 def test_existing_blobs_are_skipped_and_an_existing_tag_costs_only_heads(source, server):
     digest, config, layers = source.add_image('app', '1', [b'a' * 100], oci=True)
-    target = UploadTarget(server)
-    target.blobs[('prod/app', layers[0])] = True
+    target = server
+    target.add_blob(source.blobs[layers[0]], 'prod/app')
     src_ref, dest_ref = refs(source, server)
-    dummy, dummy, sync, stats = copy_image(client_for(source), src_ref, client_for(server), dest_ref)
+    dummy, dummy, sync, stats = copy_parts(client_for(source), src_ref, client_for(server), dest_ref)
     assert (stats.blobs_skipped, stats.blobs_copied, stats.manifests_pushed) == (1, 1, 1)
     server.requests[:] = []
     source.requests[:] = []
-    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server), dest_ref)
+    extra, plan, sync, stats = copy_parts(client_for(source), src_ref, client_for(server), dest_ref)
     assert not sync.changed and stats.to_dict() == {'blobs_copied': 0, 'blobs_mounted': 0, 'blobs_skipped': 0,
                                                     'bytes_transferred': 0, 'manifests_pushed': 0}
     assert set(r['method'] for r in server.requests + source.requests) == {'HEAD'}
 
 
 def test_mount_201_is_done_and_202_falls_back_to_an_upload(source, server):
-    # Same registry: source and destination are both the scripted server's host.
-    digest, config, layers = source.add_image('app', '1', [b'x' * 64, b'y' * 64])
-    target = UploadTarget(server, mountable={'dev/app': {config, layers[0]}})
-    for key, (media_type, data) in list(source.manifests.items()):
-        target.manifests[('dev/app', key[1])] = (media_type, data)
-    # The 202 case streams from the source: serve its blob GETs from the fake registry's bytes.
-    handle = target.handle
+    # Same registry: source and destination are both this registry's host.
+    digest, config, layers = server.add_image('dev/app', '1', [b'x' * 64, b'y' * 64])
 
     def handler(request):
-        path = urlsplit(request['path']).path
-        if request['method'] == 'GET' and path.startswith('/v2/dev/app/blobs/'):
-            data = source.blobs[path.rsplit('/', 1)[1]]
-            return 200, {'Content-Type': 'application/octet-stream'}, data
-        return handle(request)
+        # The registry refuses to mount the second layer (202, a plain upload): it is streamed from the source.
+        if 'mount=' + layers[1] in request['path']:
+            request = dict(request, path=urlsplit(request['path']).path)
+        return server.handle(request)
     server.handler = handler
     src_ref = ImageReference.parse('%s/dev/app:1' % server.host)
     dest_ref = ImageReference.parse('%s/prod/app:1' % server.host)
     client = client_for(server)
-    dummy, dummy, sync, stats = copy_image(client, src_ref, client, dest_ref, workers=1)
+    dummy, dummy, sync, stats = copy_parts(client, src_ref, client, dest_ref, workers=1)
     assert (stats.blobs_mounted, stats.blobs_copied, stats.bytes_transferred) == (2, 1, 64)
     mounts = [r for r in server.requests if r['method'] == 'POST' and 'mount=' in r['path']]
     assert len(mounts) == 3 and all('from=dev/app' in r['path'] for r in mounts)
@@ -179,15 +109,15 @@ def test_mount_201_is_done_and_202_falls_back_to_an_upload(source, server):
 
 def test_a_corrupted_source_blob_fails_before_the_tag_is_written(source, server):
     digest, config, layers = source.add_image('app', '1', [b'z' * 4096])
-    target = UploadTarget(server)
+    target = server
     source.fault = lambda request: {'corrupt': 10} if layers[0] in request['path'] and request['method'] == 'GET' \
         else None
     src_ref, dest_ref = refs(source, server)
     with pytest.raises(IntegrityError) as caught:
-        copy_image(client_for(source), src_ref, client_for(server), dest_ref, workers=1)
+        copy_parts(client_for(source), src_ref, client_for(server), dest_ref, workers=1)
     assert layers[0] in caught.value.msg
     assert not any('/manifests/' in path for method, path in writes(server))
-    assert ('prod/app', layers[0]) not in target.blobs
+    assert not target.has_blob('prod/app', layers[0])
 
 
 def test_platform_subset_writes_a_new_index_or_the_single_manifest(source, server):
@@ -196,33 +126,32 @@ def test_platform_subset_writes_a_new_index_or_the_single_manifest(source, serve
     arm7, c3, l3 = source.add_image('app', None, [b'3' * 10], platform=('linux', 'arm', 'v7'))
     index = source.add_index('app', '1', [(amd, ('linux', 'amd64', None)), (arm, ('linux', 'arm64', 'v8')),
                                           (arm7, ('linux', 'arm', 'v7'))])
-    target = UploadTarget(server)
+    target = server
     src_ref, dest_ref = refs(source, server, dest='sub/app:1')
-    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server), dest_ref,
+    extra, plan, sync, stats = copy_parts(client_for(source), src_ref, client_for(server), dest_ref,
                                           platforms=['linux/arm64', 'linux/amd64'])
     assert extra['digest_changed'] and plan.digest != index
     written = json.loads(target.manifests[('sub/app', '1')][1])
     assert [m['digest'] for m in written['manifests']] == [amd, arm]  # the index's order
-    assert ('sub/app', l3[0]) not in target.blobs and stats.manifests_pushed == 3
+    assert not target.has_blob('sub/app', l3[0]) and stats.manifests_pushed == 3
     # Again: unchanged.
-    extra, plan2, sync, stats = copy_image(client_for(source), src_ref, client_for(server), dest_ref,
+    extra, plan2, sync, stats = copy_parts(client_for(source), src_ref, client_for(server), dest_ref,
                                            platforms=['linux/arm64', 'linux/amd64'])
     assert not sync.changed and plan2.digest == plan.digest
     # One platform: its image manifest.
-    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server),
+    extra, plan, sync, stats = copy_parts(client_for(source), src_ref, client_for(server),
                                           ImageReference.parse('%s/one/app:1' % server.host), platforms=['linux/arm/v7'])
     assert plan.digest == arm7 and extra['digest_changed']
     with pytest.raises(InvalidInputError, match='linux/s390x'):
-        copy_image(client_for(source), src_ref, client_for(server), dest_ref, platforms=['linux/s390x'])
+        copy_parts(client_for(source), src_ref, client_for(server), dest_ref, platforms=['linux/s390x'])
 
 
 def test_every_platform_by_default_children_by_digest_before_the_index(source, server):
     amd, c1, l1 = source.add_image('app', None, [b'1' * 10], platform=('linux', 'amd64', None))
     arm, c2, l2 = source.add_image('app', None, [b'2' * 10], platform=('linux', 'arm64', 'v8'))
     index = source.add_index('app', '1', [(amd, ('linux', 'amd64', None)), (arm, ('linux', 'arm64', 'v8'))])
-    UploadTarget(server)
     src_ref, dest_ref = refs(source, server)
-    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server), dest_ref)
+    extra, plan, sync, stats = copy_parts(client_for(source), src_ref, client_for(server), dest_ref)
     assert plan.digest == index and not extra['digest_changed']
     manifest_puts = [path for method, path in writes(server) if '/manifests/' in path]
     assert sorted(manifest_puts[:2]) == sorted(['/v2/prod/app/manifests/' + amd, '/v2/prod/app/manifests/' + arm])
@@ -233,21 +162,20 @@ def test_every_platform_by_default_children_by_digest_before_the_index(source, s
 def test_overwrite_false_and_expected_digest_fail_before_any_write(source, server):
     digest, config, layers = source.add_image('app', '1', [b'a'])
     other, dummy, dummy = source.add_image('app', '2', [b'b'])
-    target = UploadTarget(server)
+    target = server
     target.manifests[('prod/app', '1')] = source.manifests[('app', other)]
     src_ref, dest_ref = refs(source, server)
     with pytest.raises(TagConflictError):
-        copy_image(client_for(source), src_ref, client_for(server), dest_ref, overwrite=False)
+        copy_parts(client_for(source), src_ref, client_for(server), dest_ref, overwrite=False)
     with pytest.raises(PreconditionError):
-        copy_image(client_for(source), src_ref, client_for(server), dest_ref, expected_digest=other)
+        copy_parts(client_for(source), src_ref, client_for(server), dest_ref, expected_digest=other)
     assert writes(server) == []
 
 
 def test_check_mode_writes_nothing_and_reports_the_plan(source, server):
     digest, config, layers = source.add_image('app', '1', [b'a' * 10, b'b' * 20])
-    UploadTarget(server)
     src_ref, dest_ref = refs(source, server)
-    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server), dest_ref, check_mode=True)
+    extra, plan, sync, stats = copy_parts(client_for(source), src_ref, client_for(server), dest_ref, check_mode=True)
     assert sync.changed and stats.blobs_copied == 3 and stats.manifests_pushed == 1
     assert writes(server) == []
 
@@ -257,7 +185,7 @@ def test_a_401_to_a_streamed_blob_put_sends_the_whole_blob_again(source, server)
     # answers the PUT with a new challenge after the streamed body went out. The body cannot be
     # replayed; the blob is started over with the fresh token, all of its bytes.
     digest, config, layers = source.add_image('app', '1', [b'x' * 300000], oci=True)
-    target = UploadTarget(server)
+    target = server
     handle = target.handle
     refused = []
 
@@ -271,14 +199,14 @@ def test_a_401_to_a_streamed_blob_put_sends_the_whole_blob_again(source, server)
         return handle(request)
     server.handler = handler
     src_ref, dest_ref = refs(source, server)
-    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server, retries=2), dest_ref,
+    extra, plan, sync, stats = copy_parts(client_for(source), src_ref, client_for(server, retries=2), dest_ref,
                                           workers=1)
     assert refused and sync.changed
     puts = [r for r in server.requests if r['method'] == 'PUT' and '/blobs/uploads/' in r['path']]
     # Every PUT that reached the registry carried the whole blob (none a half-read body sent again),
     # the ones after the challenge with the fresh token.
     assert all(digest_of(r['body']) == parse_qs(urlsplit(r['path']).query)['digest'][0] for r in puts)
-    assert all(target.blobs[('prod/app', d)] for d in layers + [config])
+    assert all(target.has_blob('prod/app', d) for d in layers + [config])
     assert all(r['headers'].get('Authorization') == 'Bearer fresh' for r in puts[1:])
     assert stats.blobs_copied == 2
 
@@ -294,15 +222,15 @@ def test_referrers_go_before_the_tag_and_follow_a_new_signature(source, server):
     # cosign keeps a signature of the index and an attestation of the arm64 image under derived tags.
     sig, dummy, dummy = source.add_image('app', sig_tag(index, '.sig'), [b'signature one'])
     att, dummy, dummy = source.add_image('app', sig_tag(arm, '.att'), [b'attestation'])
-    target = UploadTarget(server)
+    target = server
     src_ref, dest_ref = refs(source, server)
-    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server), dest_ref, check_mode=True,
+    extra, plan, sync, stats = copy_parts(client_for(source), src_ref, client_for(server), dest_ref, check_mode=True,
                                           referrers=True)
     assert writes(server) == []
     assert [(r['subject'], r['tag'], r['changed']) for r in extra['referrers']] == [
         (index, sig_tag(index, '.sig'), True), (arm, sig_tag(arm, '.att'), True)]
 
-    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server), dest_ref, referrers=True)
+    extra, plan, sync, stats = copy_parts(client_for(source), src_ref, client_for(server), dest_ref, referrers=True)
     assert [r['digest'] for r in extra['referrers']] == [sig, att]
     assert target.manifests[('prod/app', sig_tag(index, '.sig'))] == source.manifests[('app', sig)]
     assert target.manifests[('prod/app', sig_tag(arm, '.att'))] == source.manifests[('app', att)]
@@ -311,11 +239,11 @@ def test_referrers_go_before_the_tag_and_follow_a_new_signature(source, server):
 
     # Nothing new: no write at all. Then a second signature moves the .sig tag: it follows.
     before = len(writes(server))
-    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server), dest_ref, referrers=True)
+    extra, plan, sync, stats = copy_parts(client_for(source), src_ref, client_for(server), dest_ref, referrers=True)
     assert not sync.changed and not any(r['changed'] for r in extra['referrers'])
     assert len(writes(server)) == before
     sig2, dummy, dummy = source.add_image('app', sig_tag(index, '.sig'), [b'signature one', b'signature two'])
-    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server), dest_ref, referrers=True,
+    extra, plan, sync, stats = copy_parts(client_for(source), src_ref, client_for(server), dest_ref, referrers=True,
                                           overwrite=False)
     moved = [r for r in extra['referrers'] if r['changed']]
     assert not sync.changed and [(r['tag'], r['before'], r['digest']) for r in moved] == [
@@ -329,9 +257,8 @@ def test_referrers_of_a_platform_subset_are_those_of_the_kept_platforms(source, 
     source.add_image('app', sig_tag(index, '.sig'), [b'index signature'])
     source.add_image('app', sig_tag(amd, '.sig'), [b'amd64 signature'])
     source.add_image('app', sig_tag(arm, '.sig'), [b'arm64 signature'])
-    UploadTarget(server)
     src_ref, dest_ref = refs(source, server)
-    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server), dest_ref,
+    extra, plan, sync, stats = copy_parts(client_for(source), src_ref, client_for(server), dest_ref,
                                           platforms=['linux/arm64'], referrers=True)
     # The index's signature does not sign what was written (the arm64 image alone), so it stays behind.
     assert plan.digest == arm and [r['tag'] for r in extra['referrers']] == [sig_tag(arm, '.sig')]
@@ -367,9 +294,9 @@ def arm_source(source, variants=('v6', 'v7'), with_amd=True):
 ])
 def test_one_platform_gives_one_image_manifest(source, server, wanted, expected):
     digests = arm_source(source)
-    target = UploadTarget(server)
+    target = server
     src_ref, dest_ref = refs(source, server, dest='one/app:1')
-    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server), dest_ref,
+    extra, plan, sync, stats = copy_parts(client_for(source), src_ref, client_for(server), dest_ref,
                                           platforms=[wanted])
     assert plan.digest == digests[expected] and extra['digest_changed']
     media_type, written = target.manifests[('one/app', '1')]
@@ -379,9 +306,9 @@ def test_one_platform_gives_one_image_manifest(source, server, wanted, expected)
 
 def test_one_platform_of_a_one_entry_index_gives_its_image_manifest(source, server):
     digests = arm_source(source, variants=('v7',), with_amd=False)
-    target = UploadTarget(server)
+    target = server
     src_ref, dest_ref = refs(source, server, dest='one/app:1')
-    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server), dest_ref,
+    extra, plan, sync, stats = copy_parts(client_for(source), src_ref, client_for(server), dest_ref,
                                           platforms=['linux/arm/v7'])
     assert plan.digest == digests['linux/arm/v7'] != digests['index']
     assert target.manifests[('one/app', '1')][1] == source.manifests[('app', digests['linux/arm/v7'])][1]
@@ -389,14 +316,14 @@ def test_one_platform_of_a_one_entry_index_gives_its_image_manifest(source, serv
 
 def test_several_platforms_each_pick_one_entry_in_index_order(source, server):
     digests = arm_source(source, variants=('v5', 'v6', 'v7'))
-    target = UploadTarget(server)
+    target = server
     src_ref, dest_ref = refs(source, server, dest='sub/app:1')
-    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server), dest_ref,
+    extra, plan, sync, stats = copy_parts(client_for(source), src_ref, client_for(server), dest_ref,
                                           platforms=['linux/amd64', 'linux/arm'])
     written = json.loads(target.manifests[('sub/app', '1')][1])
     assert [m['digest'] for m in written['manifests']] == [digests['linux/arm/v7'], digests['linux/amd64']]
     # Two requests that pick the same entry: that entry once, so its image manifest alone.
-    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server),
+    extra, plan, sync, stats = copy_parts(client_for(source), src_ref, client_for(server),
                                           ImageReference.parse('%s/dup/app:1' % server.host),
                                           platforms=['linux/arm/v8', 'linux/arm/v7'])
     assert plan.digest == digests['linux/arm/v7']
@@ -408,10 +335,9 @@ def test_malformed_source_manifest_fails_before_any_write(source, server):
                       'config': {'digest': config, 'size': 2},
                       'layers': [{'digest': digest_of(b'x'), 'size': '1'}]}).encode()
     source.add_manifest('app', '1', raw, 'application/vnd.oci.image.manifest.v1+json')
-    UploadTarget(server)
     src_ref, dest_ref = refs(source, server)
     with pytest.raises(IntegrityError) as excinfo:
-        copy_image(client_for(source), src_ref, client_for(server), dest_ref)
+        copy_parts(client_for(source), src_ref, client_for(server), dest_ref)
     assert excinfo.value.details['field'] == 'layers[0].size' and digest_of(raw) in excinfo.value.msg
     assert writes(server) == []
 
@@ -421,10 +347,9 @@ def test_malformed_child_manifest_fails_before_any_write(source, server):
                         'config': {'digest': digest_of(b'{}'), 'size': 2}, 'layers': 5}).encode()
     child_digest = source.add_manifest('app', None, child, 'application/vnd.oci.image.manifest.v1+json')
     source.add_index('app', '1', [(child_digest, ('linux', 'amd64', None))])
-    UploadTarget(server)
     src_ref, dest_ref = refs(source, server)
     with pytest.raises(IntegrityError) as excinfo:
-        copy_image(client_for(source), src_ref, client_for(server), dest_ref)
+        copy_parts(client_for(source), src_ref, client_for(server), dest_ref)
     assert excinfo.value.details['field'] == 'layers' and child_digest in excinfo.value.msg
     assert writes(server) == []
 
@@ -438,34 +363,16 @@ def test_nested_indexes_stop_at_the_depth_limit(source, server):
                                            'platform': {'os': 'linux', 'architecture': 'amd64'}}]}).encode()
         digest = source.add_manifest('app', '1' if level == MAX_INDEX_DEPTH else None, index,
                                      'application/vnd.oci.image.index.v1+json')
-    UploadTarget(server)
     src_ref, dest_ref = refs(source, server)
     with pytest.raises(InvalidInputError) as excinfo:
-        copy_image(client_for(source), src_ref, client_for(server), dest_ref)
+        copy_parts(client_for(source), src_ref, client_for(server), dest_ref)
     assert 'deeper than %d' % MAX_INDEX_DEPTH in excinfo.value.msg
     assert writes(server) == []
     # Within the limit it is copied.
-    extra, plan, sync, stats = copy_image(client_for(source), ImageReference.parse(
+    extra, plan, sync, stats = copy_parts(client_for(source), ImageReference.parse(
         '%s/app@%s' % (source.host, json.loads(source.manifests[('app', '1')][1])['manifests'][0]['digest'])),
         client_for(server), dest_ref)
     assert sync.changed
-
-
-class StrictTarget(UploadTarget):
-    """A destination that, like distribution, refuses an index whose manifests it does not have yet;
-    it stores image manifests slowly, so an index sent alongside them would arrive first."""
-
-    def handle(self, request):
-        path = urlsplit(request['path']).path
-        if request['method'] == 'PUT' and '/manifests/' in path:
-            repository = path[len('/v2/'):].split('/manifests/')[0]
-            document = json.loads(request['body'])
-            listed = [entry['digest'] for entry in document.get('manifests') or []]
-            if any((repository, digest) not in self.manifests for digest in listed):
-                return 400, {'Content-Type': 'application/json'}, b'{"errors":[{"code":"MANIFEST_BLOB_UNKNOWN"}]}'
-            if not listed:
-                time.sleep(0.2)
-        return UploadTarget.handle(self, request)
 
 
 def test_a_nested_index_is_written_after_every_manifest_it_lists(source, server):
@@ -479,9 +386,9 @@ def test_a_nested_index_is_written_after_every_manifest_it_lists(source, server)
          'size': len(source.manifests[('app', images[0])][1]), 'platform': {'os': 'linux', 'architecture': 'amd64'}},
         {'mediaType': media_type, 'digest': inner, 'size': len(data)}]}).encode()
     source.add_manifest('app', '1', outer, media_type)
-    target = StrictTarget(server)
+    target = server.configure(strict=True)
     src_ref, dest_ref = refs(source, server)
-    extra, plan, sync, stats = copy_image(client_for(source), src_ref, client_for(server), dest_ref, workers=4)
+    extra, plan, sync, stats = copy_parts(client_for(source), src_ref, client_for(server), dest_ref, workers=4)
     assert sync.changed and stats.manifests_pushed == 5
     assert all(('prod/app', digest) in target.manifests for digest in images + [inner])
 
@@ -490,12 +397,12 @@ def test_a_source_dripping_a_blob_fails_the_copy_at_its_deadline(source, server)
     digest, config, layers = source.add_image('app', '1', [b'd' * 1000], oci=False)
     source.fault = lambda request: ({'drip': 0.2, 'drip_bytes': 40}
                                     if request['method'] == 'GET' and layers[0] in request['path'] else None)
-    target = UploadTarget(server)
+    target = server
     src_ref, dest_ref = refs(source, server)
     src_client = client_for(source)
     src_client.api.options.timeout = 1
     started = time.monotonic()
     with pytest.raises(TransportError, match='deadline'):
-        copy_image(src_client, src_ref, client_for(server), dest_ref, workers=1, retries=0)
+        copy_parts(src_client, src_ref, client_for(server), dest_ref, workers=1, retries=0)
     assert time.monotonic() - started < 6  # the drip alone would last 8 s
     assert ('prod/app', '1') not in target.manifests

@@ -10,24 +10,14 @@ import pytest
 
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import RegistryError
 from ansible_collections.imagelayers.registry.plugins.module_utils._registry.auth import Credentials
-from ansible_collections.imagelayers.registry.plugins.module_utils._registry.client import RegistryClient
-from ansible_collections.imagelayers.registry.plugins.module_utils._registry.config import ConnectionConfig
-from ansible_collections.imagelayers.registry.plugins.module_utils._registry.transport import HTTPSession
-from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.slow_server import Plan, SlowServer
+from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.registry import client_for
+from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.servers import Plan
 
 MANIFEST = b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "layers": []}'
 
 
-@pytest.fixture
-def slow():
-    server = SlowServer()
-    yield server
-    server.close()
-
-
 def client(server, credentials=None):
-    options = ConnectionConfig(credentials=credentials, timeout=1, retries=0)
-    return RegistryClient(HTTPSession(sleep=lambda seconds: None), server.host, options, loopback=True)
+    return client_for(server, timeout=1, credentials=credentials)
 
 
 def fails_in_time(call, bound=5):

@@ -11,10 +11,8 @@ import pytest
 
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import IntegrityError, InvalidInputError
 from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import OCI_INDEX, OCI_MANIFEST
-from ansible_collections.imagelayers.registry.plugins.module_utils._registry.client import RegistryClient
-from ansible_collections.imagelayers.registry.plugins.module_utils._registry.config import ConnectionConfig
-from ansible_collections.imagelayers.registry.plugins.module_utils._registry.transport import HTTPSession
 from ansible_collections.imagelayers.registry.plugins.module_utils._tags import next_link
+from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.registry import client_for
 
 SUBJECT = 'sha256:' + 'a' * 64
 SIGNATURE = 'application/vnd.example.signature'
@@ -24,8 +22,7 @@ JSON = {'Content-Type': 'application/json'}
 
 
 def _client(server):
-    return RegistryClient(HTTPSession(sleep=lambda s: None), server.host, ConnectionConfig(timeout=5, retries=0),
-                          loopback=True)
+    return client_for(server)
 
 
 # -- catalog ----------------------------------------------------------------------------------

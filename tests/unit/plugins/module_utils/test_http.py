@@ -19,6 +19,10 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._registry.api
 from ansible_collections.imagelayers.registry.plugins.module_utils._registry.auth import Credentials, parse_challenges
 from ansible_collections.imagelayers.registry.plugins.module_utils._registry.config import ConnectionConfig
 from ansible_collections.imagelayers.registry.plugins.module_utils._registry.transport import HTTPSession, parse_retry_after
+from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.registry import (
+    basic_authorization,
+    requiring_basic,
+)
 
 SCOPE = 'repository:team/app:pull'
 
@@ -196,16 +200,12 @@ def test_token_refused_by_token_service(server):
     assert 'hunter2' not in excinfo.value.msg
 
 
-BASIC = 'Basic ' + base64.b64encode(b'ci:s3cret').decode()
+BASIC = basic_authorization('ci', 's3cret')
 
 
 def basic_only(answer):
     """A handler: 401 with a Basic challenge unless the request carries ci:s3cret."""
-    def handler(request):
-        if request['headers'].get('Authorization') != BASIC:
-            return 401, {'WWW-Authenticate': 'Basic realm="r"'}, b''
-        return answer(request)
-    return handler
+    return requiring_basic('ci', 's3cret', answer)
 
 
 def test_redirect_to_other_host_drops_authorization(server, other_server):

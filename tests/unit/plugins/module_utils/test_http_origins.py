@@ -3,13 +3,12 @@
 """Where credentials may go: origins, scheme changes, token realms, loopback and proxies, masking.
 
 The "HTTPS registry" of these tests is a real TLS server on 127.0.0.1 whose port also answers
-plain HTTP (dual_server.py), so a redirect to ``http://`` on the same host and port reaches a
+plain HTTP (test_support.servers.DualServer), so a redirect to ``http://`` on the same host and port reaches a
 server that records whatever it was sent.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import socket
 import warnings
@@ -31,11 +30,15 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._registry.aut
 from ansible_collections.imagelayers.registry.plugins.module_utils._registry.client import RegistryClient
 from ansible_collections.imagelayers.registry.plugins.module_utils._registry.config import ConnectionConfig
 from ansible_collections.imagelayers.registry.plugins.module_utils._registry.transport import HTTPSession
-from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.dual_server import DualServer, make_pki
+from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.registry import (
+    basic_authorization,
+    requiring_basic,
+)
+from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.servers import DualServer, make_pki
 
 BLOB = '/v2/team/app/blobs/sha256:' + 'a' * 64
 PASSWORD = 'Pw-0rigin-7d1c'
-BASIC = 'Basic ' + base64.b64encode(('ci:%s' % PASSWORD).encode()).decode()
+BASIC = basic_authorization('ci', PASSWORD)
 
 
 @pytest.fixture(scope='module')
@@ -45,9 +48,8 @@ def pki(tmp_path_factory):
 
 @pytest.fixture
 def dual(pki):
-    srv = DualServer(pki[1], pki[2])
-    yield srv
-    srv.close()
+    with DualServer(pki[1], pki[2]) as served:
+        yield served
 
 
 def https_api(dual, pki, credentials=None, loopback=False, **options):
@@ -61,11 +63,7 @@ def https_api(dual, pki, credentials=None, loopback=False, **options):
 
 def basic_registry(answer):
     """A handler: 401 Basic without credentials, else ``answer(request)``."""
-    def handler(request):
-        if request['headers'].get('Authorization') != BASIC:
-            return 401, {'WWW-Authenticate': 'Basic realm="r"'}, b''
-        return answer(request)
-    return handler
+    return requiring_basic('ci', PASSWORD, answer)
 
 
 def sent_authorization(requests):

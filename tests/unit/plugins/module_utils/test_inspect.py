@@ -4,11 +4,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import pytest
 
+from ansible_collections.imagelayers.registry.plugins.module_utils._context import RunContext
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import IntegrityError, InvalidInputError
 from ansible_collections.imagelayers.registry.plugins.module_utils._inspect import inspect_image
 from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import (
@@ -18,29 +18,20 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._manifest imp
     Platform,
 )
 from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
-from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.fake_registry import (
-    FakeRegistry,
+from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.registry import (
     client_for,
+)
+from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.registry import (
+    digest_of as sha,
 )
 
 EMPTY_TAR = 'sha256:a3ed95caeb02ffe68cdd9fd84406680ae93d633cb16422d00e8c7c22955b46d4'
 
 
-def sha(data):
-    return 'sha256:' + hashlib.sha256(data).hexdigest()
-
-
-@pytest.fixture
-def registry():
-    reg = FakeRegistry()
-    yield reg
-    reg.close()
-
-
 def inspect(registry, image, platform=None, warnings=None):
     return inspect_image(client_for(registry), ImageReference.parse('%s/%s' % (registry.host, image)),
                          platform=Platform.parse(platform) if platform else None,
-                         warn=(warnings.append if warnings is not None else None))
+                         ctx=RunContext(warn=(warnings.append if warnings is not None else None)))
 
 
 def arm_index(registry, repository, variants):

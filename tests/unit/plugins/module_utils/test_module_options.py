@@ -8,12 +8,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from ansible_collections.imagelayers.registry.plugins.module_utils._errors import InvalidInputError
-from ansible_collections.imagelayers.registry.plugins.module_utils._module import (
-    RegistryModule,
+from ansible_collections.imagelayers.registry.plugins.module_utils._argspec import (
     connection_argument_spec,
     side_argument_spec,
 )
+from ansible_collections.imagelayers.registry.plugins.module_utils._credentials import CredentialStore
+from ansible_collections.imagelayers.registry.plugins.module_utils._errors import InvalidInputError
+from ansible_collections.imagelayers.registry.plugins.module_utils._module import RegistryModule
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.config import ConnectionConfig
 
 
 @pytest.fixture
@@ -25,12 +27,17 @@ def pem(tmp_path):
     return make
 
 
-def options(prefix='', **given):
-    params = {name: spec.get('default') for name, spec in connection_argument_spec().items()}
+def module_params(**given):
+    """The params of a copy task: every shared and per-side option, defaults filled in."""
+    params = {name: spec.get('default') for name, spec in connection_argument_spec().argument_spec.items()}
     for side in ('src_', 'dest_'):
-        params.update(dict.fromkeys(side_argument_spec(side)))
+        params.update(dict.fromkeys(side_argument_spec(side).argument_spec))
     params.update(given)
-    return RegistryModule.connection_options(SimpleNamespace(params=params), prefix)
+    return params
+
+
+def options(prefix='', **given):
+    return ConnectionConfig.from_params(module_params(**given), prefix)
 
 
 def test_a_side_without_its_own_options_uses_the_shared_ones(pem):
@@ -71,14 +78,14 @@ def test_a_missing_side_file_is_named_by_its_option(tmp_path):
         options('dest_', dest_ca_path=str(tmp_path / 'nope.pem'))
 
 
-def _module_double(stored=None):
+def _module_double(stored=None, params=None):
     """Just enough of a RegistryModule for ``client()``: masked values, stored credentials, a session."""
     from types import MethodType
 
     from ansible_collections.imagelayers.registry.plugins.module_utils._registry.transport import HTTPSession
     double = SimpleNamespace(module=SimpleNamespace(no_log_values=set()), http=HTTPSession(),
-                             _stored_credentials={}, params={'config_path': None})
-    double.stored_credentials = lambda reference: stored
+                             credentials=CredentialStore(), params=params or module_params())
+    double.credentials.get = lambda reference: stored
     for name in ('client', 'register_secrets'):
         if hasattr(RegistryModule, name):
             setattr(double, name, MethodType(getattr(RegistryModule, name), double))
@@ -89,9 +96,8 @@ def test_the_authorization_forms_of_option_credentials_are_masked_by_no_log():
     import base64
 
     from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
-    double = _module_double()
-    given = options(username='ci', password='Opt-Pw-91c2')
-    double.client(ImageReference.parse('127.0.0.1:5999/team/app:v1'), given)
+    double = _module_double(params=module_params(username='ci', password='Opt-Pw-91c2'))
+    double.client(ImageReference.parse('127.0.0.1:5999/team/app:v1'))
     b64 = base64.b64encode(b'ci:Opt-Pw-91c2').decode()
     assert {'Opt-Pw-91c2', b64, 'Basic ' + b64} <= double.module.no_log_values
 
@@ -100,5 +106,5 @@ def test_the_authorization_forms_of_stored_credentials_are_masked_by_no_log():
     from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
     from ansible_collections.imagelayers.registry.plugins.module_utils._registry.auth import Credentials
     double = _module_double(stored=Credentials(token='Stored-Tok-4410', source='config.json'))
-    double.client(ImageReference.parse('127.0.0.1:5999/team/app:v1'), options())
+    double.client(ImageReference.parse('127.0.0.1:5999/team/app:v1'))
     assert {'Stored-Tok-4410', 'Bearer Stored-Tok-4410'} <= double.module.no_log_values

@@ -4,12 +4,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 
 import pytest
 
+from ansible_collections.imagelayers.registry.plugins.module_utils._context import RunContext
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
     IntegrityError,
     InvalidInputError,
@@ -23,9 +22,6 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._manifest imp
     OCI_INDEX,
 )
 from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
-from ansible_collections.imagelayers.registry.plugins.module_utils._registry.client import RegistryClient
-from ansible_collections.imagelayers.registry.plugins.module_utils._registry.config import ConnectionConfig
-from ansible_collections.imagelayers.registry.plugins.module_utils._registry.transport import HTTPSession
 from ansible_collections.imagelayers.registry.plugins.module_utils._tagging import (
     EMPTY_DIGEST,
     PLACEHOLDER_ANNOTATION,
@@ -35,10 +31,11 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._tagging impo
     tag_absent,
     tag_present,
 )
-
-
-def sha(data):
-    return 'sha256:' + hashlib.sha256(data).hexdigest()
+from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.registry import (
+    client_for,
+    registry_error,
+)
+from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.registry import digest_of as sha
 
 
 def manifest(name, media_type=DOCKER_MANIFEST):
@@ -55,118 +52,14 @@ INDEX = json.dumps({'schemaVersion': 2, 'mediaType': OCI_INDEX, 'manifests': []}
 INDEX_DIGEST = sha(INDEX)
 
 
-class FakeRegistry:
-    """Manifests, tags and blobs of one repository, with the deletion behaviour of a chosen registry.
-
-    delete_mode: 'oci' (tag DELETE works), 'distribution' (tag DELETE: 400 DIGEST_INVALID),
-    'no-tag-delete' (tag DELETE: 405 UNSUPPORTED, digest DELETE works), 'tag-delete-404' (a tag DELETE
-    is not routed: 404), 'disabled' (every DELETE: 405).
-    """
-
-    def __init__(self, server, delete_mode='distribution', immutable=False, digest_header=True):
-        self.server = server
-        self.manifests = {}   # digest -> (raw, media_type)
-        self.tags = {}        # tag -> digest
-        self.blobs = {}
-        self.delete_mode = delete_mode
-        self.immutable = immutable
-        self.digest_header = digest_header
-        self.put_digest_override = None
-        self.fail_digest_delete = False
-        server.handler = self.handle
-
-    def add(self, raw, media_type=DOCKER_MANIFEST, tags=()):
-        digest = sha(raw)
-        self.manifests[digest] = (raw, media_type)
-        for tag in tags:
-            self.tags[tag] = digest
-        return digest
-
-    @property
-    def log(self):
-        return ['%s %s' % (r['method'], r['path'].split('?', 1)[0]) for r in self.server.requests]
-
-    def writes(self):
-        return [line for line in self.log if not line.startswith(('GET', 'HEAD'))]
-
-    @staticmethod
-    def error(status, code):
-        body = json.dumps({'errors': [{'code': code, 'message': code.lower()}]}).encode()
-        return status, {'Content-Type': 'application/json'}, body
-
-    def handle(self, request):
-        method, path = request['method'], request['path'].split('?', 1)[0]
-        match = re.match(r'^/v2/app/manifests/(.+)$', path)
-        if match:
-            return self.handle_manifest(method, match.group(1), request)
-        match = re.match(r'^/v2/app/blobs/(sha256:[a-f0-9]{64})$', path)
-        if match and method == 'HEAD':
-            found = match.group(1) in self.blobs
-            return (200, {'Content-Length': '2'}, b'') if found else self.error(404, 'BLOB_UNKNOWN')
-        if path == '/v2/app/blobs/uploads/' and method == 'POST':
-            return 202, {'Location': '/v2/app/blobs/uploads/u1?_state=x'}, b''
-        if path == '/v2/app/blobs/uploads/u1' and method == 'PUT':
-            digest = request['path'].split('digest=', 1)[1]
-            assert sha(request['body']) == digest
-            self.blobs[digest] = request['body']
-            return 201, {'Docker-Content-Digest': digest}, b''
-        return self.error(404, 'NAME_UNKNOWN')
-
-    def handle_manifest(self, method, reference, request):
-        digest = reference if reference.startswith('sha256:') else self.tags.get(reference)
-        if method in ('GET', 'HEAD'):
-            if digest not in self.manifests:
-                return self.error(404, 'MANIFEST_UNKNOWN')
-            raw, media_type = self.manifests[digest]
-            headers = {'Content-Type': media_type}
-            if self.digest_header:
-                headers['Docker-Content-Digest'] = digest
-            if method == 'HEAD':
-                headers['Content-Length'] = str(len(raw))
-            return 200, headers, raw
-        if method == 'PUT':
-            if self.immutable and reference in self.tags:
-                return self.error(400, 'TAG_INVALID')
-            body = request['body']
-            stored = self.add(body, request['headers'].get('Content-Type'), tags=() if reference.startswith('sha256:')
-                              else (reference,))
-            if not self.digest_header:
-                return 201, {}, b''
-            return 201, {'Docker-Content-Digest': self.put_digest_override or stored}, b''
-        if method == 'DELETE':
-            if self.delete_mode == 'disabled':
-                return self.error(405, 'UNSUPPORTED')
-            if not reference.startswith('sha256:'):
-                if self.delete_mode == 'distribution':
-                    return self.error(400, 'DIGEST_INVALID')
-                if self.delete_mode == 'no-tag-delete':
-                    return self.error(405, 'UNSUPPORTED')
-                if self.delete_mode == 'tag-delete-404':
-                    return self.error(404, 'NOT_FOUND')
-                if reference not in self.tags:
-                    return self.error(404, 'MANIFEST_UNKNOWN')
-                del self.tags[reference]
-                return 202, {}, b''
-            if reference not in self.manifests:
-                return self.error(404, 'MANIFEST_UNKNOWN')
-            if self.fail_digest_delete:
-                return self.error(500, 'UNKNOWN')
-            # Deleting a manifest removes every tag pointing at it, as distribution does.
-            del self.manifests[reference]
-            for tag in [t for t, d in self.tags.items() if d == reference]:
-                del self.tags[tag]
-            return 202, {}, b''
-        return self.error(405, 'UNSUPPORTED')
+def app_repository(server, **behaviour):
+    """The repository 'app' of the fake registry ``server``, behaving as told (test_support.registry.DELETE_MODES)."""
+    return server.configure(**behaviour).repository('app')
 
 
 @pytest.fixture
 def registry(server):
-    return FakeRegistry(server)
-
-
-def client_for(server):
-    return RegistryClient(HTTPSession(sleep=lambda s: None), server.host, ConnectionConfig(timeout=5, retries=0),
-                          loopback=True)
+    return app_repository(server)
 
 
 def ref(server, rest):
@@ -180,7 +73,8 @@ def absent(registry, tag):
 # -- state=present ---------------------------------------------------------------------
 def test_new_tags_are_written_with_one_get_and_one_put_each(server, registry):
     registry.add(IMAGE_A, tags=['build'])
-    sync, source = tag_present(client_for(server), ref(server, ':build'), ['1.0', '1', 'latest'])
+    outcome = tag_present(client_for(server), ref(server, ':build'), ['1.0', '1', 'latest'])
+    sync, source = outcome.sync, outcome.source
     assert sync.changed and source['digest'] == DIGEST_A
     assert registry.tags == {'build': DIGEST_A, '1.0': DIGEST_A, '1': DIGEST_A, 'latest': DIGEST_A}
     log = registry.log
@@ -196,9 +90,9 @@ def test_new_tags_are_written_with_one_get_and_one_put_each(server, registry):
 
 
 def test_unchanged_tags_are_never_put_even_on_an_immutable_registry(server):
-    registry = FakeRegistry(server, immutable=True)
+    registry = app_repository(server, immutable=True)
     registry.add(IMAGE_A, tags=['build', '1.0', 'latest'])
-    sync, dummy = tag_present(client_for(server), ref(server, ':build'), ['1.0', 'latest'])
+    sync = tag_present(client_for(server), ref(server, ':build'), ['1.0', 'latest']).sync
     assert not sync.changed
     assert len(registry.log) == 3 and registry.writes() == []
     diff = sync.diff()
@@ -208,7 +102,7 @@ def test_unchanged_tags_are_never_put_even_on_an_immutable_registry(server):
 def test_only_the_tags_that_differ_are_written(server, registry):
     registry.add(IMAGE_B, tags=['old'])
     registry.add(IMAGE_A, tags=['build', 'same'])
-    sync, dummy = tag_present(client_for(server), ref(server, ':build'), ['same', 'old', 'new'])
+    sync = tag_present(client_for(server), ref(server, ':build'), ['same', 'old', 'new']).sync
     assert registry.writes() == ['PUT /v2/app/manifests/old', 'PUT /v2/app/manifests/new'] or \
         sorted(registry.writes()) == ['PUT /v2/app/manifests/new', 'PUT /v2/app/manifests/old']
     assert [(e['tag'], e['before'], e['changed']) for e in sync.results()] == [
@@ -219,7 +113,7 @@ def test_only_the_tags_that_differ_are_written(server, registry):
 def test_check_mode_reports_the_plan_and_writes_nothing(server, registry):
     registry.add(IMAGE_B, tags=['old'])
     registry.add(IMAGE_A, tags=['build'])
-    sync, dummy = tag_present(client_for(server), ref(server, ':build'), ['old', 'new'], check_mode=True)
+    sync = tag_present(client_for(server), ref(server, ':build'), ['old', 'new'], ctx=RunContext(check_mode=True)).sync
     assert sync.changed
     assert sync.diff()['before'] == {'old': DIGEST_B}
     assert sync.diff()['after'] == {'old': DIGEST_A, 'new': DIGEST_A}
@@ -240,7 +134,7 @@ def test_overwrite_false_refuses_every_move_before_any_write(server, registry):
 
 def test_overwrite_false_accepts_a_tag_already_at_the_digest(server, registry):
     registry.add(IMAGE_A, tags=['build', '1.0'])
-    sync, dummy = tag_present(client_for(server), ref(server, ':build'), ['1.0', 'new'], overwrite=False)
+    sync = tag_present(client_for(server), ref(server, ':build'), ['1.0', 'new'], overwrite=False).sync
     assert [e['changed'] for e in sync.results()] == [False, True]
 
 
@@ -260,7 +154,7 @@ def test_expected_digest_must_be_a_digest(server, registry):
 
 def test_source_by_digest_and_index_keep_their_digest(server, registry):
     registry.add(INDEX, OCI_INDEX)
-    sync, source = tag_present(client_for(server), ref(server, '@' + INDEX_DIGEST), ['multi'])
+    source = tag_present(client_for(server), ref(server, '@' + INDEX_DIGEST), ['multi']).source
     assert source['media_type'] == OCI_INDEX and registry.tags['multi'] == INDEX_DIGEST
     put = [r for r in server.requests if r['method'] == 'PUT'][0]
     assert put['headers']['Content-Type'] == OCI_INDEX and put['body'] == INDEX
@@ -280,7 +174,7 @@ def test_schema1_source_is_refused_before_any_write(server, registry):
 
 
 def test_without_digest_headers_the_source_is_fetched_once(server):
-    registry = FakeRegistry(server, digest_header=False)
+    registry = app_repository(server, digest_header=False)
     registry.add(IMAGE_A, tags=['build'])
     tag_present(client_for(server), ref(server, ':build'), ['x', 'y'])
     gets = [line for line in registry.log if line.startswith('GET')]
@@ -293,7 +187,14 @@ def test_without_digest_headers_the_source_is_fetched_once(server):
 
 def test_a_registry_storing_other_content_is_an_integrity_error(server, registry):
     registry.add(IMAGE_A, tags=['build'])
-    registry.put_digest_override = DIGEST_B
+    answer = server.handle
+
+    def other_content(request):  # the registry says it stored something else
+        status, headers, body = answer(request)
+        if request['method'] == 'PUT':
+            headers['Docker-Content-Digest'] = DIGEST_B
+        return status, headers, body
+    server.handler = other_content
     with pytest.raises(IntegrityError) as excinfo:
         tag_present(client_for(server), ref(server, ':build'), ['x'])
     assert DIGEST_B in excinfo.value.msg
@@ -332,18 +233,18 @@ def test_a_tag_with_a_trailing_line_break_is_refused_before_any_request(server, 
 
 # -- state=absent ----------------------------------------------------------------------
 def test_oci_tag_delete_removes_only_the_tag(server):
-    registry = FakeRegistry(server, delete_mode='oci')
+    registry = app_repository(server, delete_mode='oci')
     registry.add(IMAGE_A, tags=['rc', 'keep'])
-    sync = tag_absent(client_for(server), ref(server, ''), ['rc'])
+    sync = tag_absent(client_for(server), ref(server, ''), ['rc']).sync
     assert sync.changed and registry.tags == {'keep': DIGEST_A} and DIGEST_A in registry.manifests
     assert registry.writes() == ['DELETE /v2/app/manifests/rc']
 
 
 @pytest.mark.parametrize('mode', ['distribution', 'no-tag-delete', 'tag-delete-404'])
 def test_without_tag_delete_a_placeholder_is_pushed_and_deleted(server, mode):
-    registry = FakeRegistry(server, delete_mode=mode)
+    registry = app_repository(server, delete_mode=mode)
     registry.add(IMAGE_A, tags=['rc', 'rc2', 'keep'])
-    sync = tag_absent(client_for(server), ref(server, ''), ['rc', 'rc2', 'missing'])
+    sync = tag_absent(client_for(server), ref(server, ''), ['rc', 'rc2', 'missing']).sync
     assert [e['changed'] for e in sync.results()] == [True, True, False]
     assert registry.tags == {'keep': DIGEST_A}
     assert DIGEST_A in registry.manifests, 'the original image must never be deleted'
@@ -360,7 +261,7 @@ def test_without_tag_delete_a_placeholder_is_pushed_and_deleted(server, mode):
 
 
 def test_deletion_disabled_fails_and_writes_nothing(server):
-    registry = FakeRegistry(server, delete_mode='disabled')
+    registry = app_repository(server, delete_mode='disabled')
     registry.add(IMAGE_A, tags=['rc', 'keep'])
     with pytest.raises(UnsupportedError) as excinfo:
         tag_absent(client_for(server), ref(server, ''), ['rc'])
@@ -370,9 +271,15 @@ def test_deletion_disabled_fails_and_writes_nothing(server):
 
 
 def test_failed_placeholder_delete_puts_the_tag_back(server):
-    registry = FakeRegistry(server, delete_mode='distribution')
+    registry = app_repository(server, delete_mode='distribution')
     registry.add(IMAGE_A, tags=['rc'])
-    registry.fail_digest_delete = True
+
+    def failing(request):  # deleting a manifest it has fails
+        reference = request['path'].rsplit('/', 1)[1]
+        if request['method'] == 'DELETE' and reference.startswith('sha256:') and ('app', reference) in server.manifests:
+            return registry_error(500, 'UNKNOWN')
+        return server.handle(request)
+    server.handler = failing
     with pytest.raises(RegistryHTTPError) as excinfo:
         tag_absent(client_for(server), ref(server, ''), ['rc'])
     assert registry.tags['rc'] == DIGEST_A
@@ -383,8 +290,8 @@ def test_failed_placeholder_delete_puts_the_tag_back(server):
 def test_absent_tag_is_unchanged_and_check_mode_deletes_nothing(server, registry):
     registry.add(IMAGE_A, tags=['rc'])
     client = client_for(server)
-    assert not tag_absent(client, ref(server, ''), ['nope']).changed
-    sync = tag_absent(client, ref(server, ''), ['rc', 'nope'], check_mode=True)
+    assert not tag_absent(client, ref(server, ''), ['nope']).sync.changed
+    sync = tag_absent(client, ref(server, ''), ['rc', 'nope'], ctx=RunContext(check_mode=True)).sync
     assert sync.changed and sync.diff()['before'] == {'rc': DIGEST_A} and sync.diff()['after'] == {}
     assert registry.writes() == [] and registry.tags == {'rc': DIGEST_A}
 
@@ -416,7 +323,7 @@ def with_token_auth(server, registry):
                 server.host, 'pull,push' if needed == 'push' else needed)
             return 401, {'WWW-Authenticate': challenge, 'Content-Type': 'application/json'}, \
                 b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}'
-        return registry.handle(request)
+        return server.handle(request)
 
     server.handler = handler
     return tokens
@@ -426,21 +333,20 @@ def test_many_tags_share_one_token_per_scope(server, registry):
     registry.add(IMAGE_A, tags=['build'])
     tokens = with_token_auth(server, registry)
     tags = ['t%d' % i for i in range(20)]
-    sync, dummy = tag_present(client_for(server), ref(server, ':build'), tags)
+    sync = tag_present(client_for(server), ref(server, ':build'), tags).sync
     assert sync.changed and all(registry.tags[t] == DIGEST_A for t in tags)
     assert len(tokens) == 2, tokens
     assert len([r for r in server.requests if r['method'] == 'PUT']) == 20
 
 
 def test_a_tag_deleted_meanwhile_is_unchanged(server):
-    registry = FakeRegistry(server, delete_mode='oci')
+    registry = app_repository(server, delete_mode='oci')
     registry.add(IMAGE_A, tags=['rc'])
-    original = registry.handle_manifest
 
-    def racing(method, reference, request):
-        if method == 'DELETE':
-            registry.tags.pop('rc', None)  # someone else was faster
-        return original(method, reference, request)
-    registry.handle_manifest = racing
-    sync = tag_absent(client_for(server), ref(server, ''), ['rc'])
+    def racing(request):
+        if request['method'] == 'DELETE':
+            server.manifests.pop(('app', 'rc'), None)  # someone else was faster
+        return server.handle(request)
+    server.handler = racing
+    sync = tag_absent(client_for(server), ref(server, ''), ['rc']).sync
     assert not sync.changed and registry.writes() == ['DELETE /v2/app/manifests/rc']

@@ -15,25 +15,18 @@ import pytest
 
 from ansible_collections.imagelayers.registry.plugins.module_utils import _tags
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import InvalidInputError, RegistryHTTPError
+from ansible_collections.imagelayers.registry.plugins.module_utils._parallel import parallel_map
 from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
-from ansible_collections.imagelayers.registry.plugins.module_utils._registry.client import RegistryClient
-from ansible_collections.imagelayers.registry.plugins.module_utils._registry.config import ConnectionConfig
-from ansible_collections.imagelayers.registry.plugins.module_utils._registry.transport import HTTPSession
 from ansible_collections.imagelayers.registry.plugins.module_utils._tags import (
     clean_tags,
     next_link,
-    parallel_map,
     parse_semver,
     sort_tags,
     tags_info,
 )
+from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.registry import client_for
 
 DIGEST = 'sha256:' + 'c' * 64
-
-
-def client_for(server):
-    return RegistryClient(HTTPSession(sleep=lambda s: None), server.host, ConnectionConfig(timeout=5, retries=0),
-                          loopback=True)
 
 
 def paginating(server, tags, default_size=2, absolute_every=2, junk=False):
@@ -64,14 +57,14 @@ def paginating(server, tags, default_size=2, absolute_every=2, junk=False):
 def test_all_pages_are_followed_through_relative_and_absolute_links(server):
     tags = ['t%02d' % i for i in range(11)]
     paginating(server, tags, junk=True)
-    result = tags_info(client_for(server), ImageReference.parse('%s/app' % server.host))
+    result = tags_info(client_for(server), ImageReference.parse('%s/app' % server.host)).to_result()
     assert result['tags'] == tags and result['pages'] == 6 and result['total'] == 11
     assert [r['path'] for r in server.requests][:2] == ['/v2/app/tags/list', '/v2/app/tags/list?n=2&page=1']
 
 
 def test_page_size_is_sent_as_n(server):
     paginating(server, ['a', 'b', 'c', 'd', 'e'])
-    result = tags_info(client_for(server), ImageReference.parse('%s/app' % server.host), page_size=4)
+    result = tags_info(client_for(server), ImageReference.parse('%s/app' % server.host), page_size=4).to_result()
     assert result['pages'] == 2 and server.requests[0]['path'] == '/v2/app/tags/list?n=4'
 
 
@@ -126,7 +119,7 @@ def test_the_page_bound_grows_with_a_small_page_size_and_then_holds(server):
     assert _tags.page_bound(1) == 1000000
     # A real listing of 1200 one-tag pages, asked for with page_size 1, is followed to its end...
     endless(server, stop_after=1200)
-    result = tags_info(client_for(server), ImageReference.parse('%s/app' % server.host), page_size=1)
+    result = tags_info(client_for(server), ImageReference.parse('%s/app' % server.host), page_size=1).to_result()
     assert result['pages'] == 1200 and result['total'] == 1200
     assert server.requests[0]['path'] == '/v2/app/tags/list?n=1'
 
@@ -153,23 +146,23 @@ def test_invalid_tag_names_a_registry_returns_are_left_out(server):
     names = ['ok', 'x\n', '\nx', 'bad tag', '.x', '-x', 'y' * 129, 'a/b', 'ok2', 'ok\r', 'z' * 128]
     server.handler = lambda r: (200, {'Content-Type': 'application/json'},
                                 json.dumps({'name': 'app', 'tags': names}).encode())
-    result = tags_info(client_for(server), ImageReference.parse('%s/app' % server.host))
+    result = tags_info(client_for(server), ImageReference.parse('%s/app' % server.host)).to_result()
     assert result['tags'] == ['ok', 'ok2', 'z' * 128] and result['total'] == 3
 
 
 def test_missing_repository_and_null_tags(server):
     paginating(server, [])
-    result = tags_info(client_for(server), ImageReference.parse('%s/other' % server.host), with_digests=True)
+    result = tags_info(client_for(server), ImageReference.parse('%s/other' % server.host), with_digests=True).to_result()
     assert result['exists'] is False and result['tags'] == [] and result['digests'] == {}
     server.handler = lambda r: (200, {'Content-Type': 'application/json'}, b'{"name":"app","tags":null}')
-    result = tags_info(client_for(server), ImageReference.parse('%s/app' % server.host))
+    result = tags_info(client_for(server), ImageReference.parse('%s/app' % server.host)).to_result()
     assert result['exists'] is True and result['tags'] == []
 
 
 def test_pattern_semver_and_digests(server):
     paginating(server, ['latest', '1.10.0', '1.2.0', 'v1.2.1', '1.2.0-rc.1', '1.4', '2.0.0'], default_size=100)
     result = tags_info(client_for(server), ImageReference.parse('%s/app' % server.host), pattern=r'^v?1\.',
-                       sort='semver', with_digests=True)
+                       sort='semver', with_digests=True).to_result()
     assert result['tags'] == ['1.2.0-rc.1', '1.2.0', 'v1.2.1', '1.10.0']
     assert result['other_tags'] == ['1.4']
     assert set(result['digests']) == {'1.2.0-rc.1', '1.2.0', 'v1.2.1', '1.10.0', '1.4'}

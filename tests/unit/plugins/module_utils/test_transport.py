@@ -19,19 +19,25 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._registry.tra
     MIN_RATE,
     Deadline,
     DeadlineExceeded,
-    deadline_reader,
     deadline_seconds,
     describe_exception,
+    guard,
     read_with_deadline,
 )
-from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.slow_server import Plan, SlowServer
+from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.servers import Plan
 
 
-@pytest.fixture
-def slow():
-    srv = SlowServer()
-    yield srv
-    srv.close()
+def deadline_reader(response, timeout, expected_bytes, what):
+    """``(read, close)`` over a response's raw body, guarded by a Deadline the way the blob reader guards it."""
+    deadline = Deadline(timeout, expected_bytes, what)
+    deadline.watch(response)
+
+    def close():
+        deadline.cancel()
+        response.close()
+    return guard(lambda amount: response.raw.read(amount, decode_content=False), deadline,
+                 grow=expected_bytes is None), close
+
 
 
 def _get(server, path='/v2/app/blobs/x'):

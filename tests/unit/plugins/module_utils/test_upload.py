@@ -10,34 +10,27 @@ import pytest
 
 from ansible_collections.imagelayers.registry.plugins.module_utils._copy import RegistryBlobSource
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import TransportError
-from ansible_collections.imagelayers.registry.plugins.module_utils._registry.client import RegistryClient
-from ansible_collections.imagelayers.registry.plugins.module_utils._registry.config import ConnectionConfig
-from ansible_collections.imagelayers.registry.plugins.module_utils._registry.transport import HTTPSession, deadline_reader
-from ansible_collections.imagelayers.registry.plugins.module_utils._upload import BlobSource, TransferStats, ensure_blob
-from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.fake_registry import digest_of
-from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.slow_server import Plan, SlowServer
+from ansible_collections.imagelayers.registry.plugins.module_utils._upload import TransferStats, ensure_blob
+from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.registry import client_for, digest_of
+from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.servers import Plan, SlowServer
 
 DATA = bytes(range(256)) * 1024  # 256 KiB
 DIGEST = digest_of(DATA)
 
 
 @pytest.fixture
-def source():
-    srv = SlowServer()
-    yield srv
-    srv.close()
+def source(slow):
+    return slow
 
 
 @pytest.fixture
 def dest():
-    srv = SlowServer()
-    yield srv
-    srv.close()
+    with SlowServer() as served:
+        yield served
 
 
 def _client(server, timeout=5):
-    return RegistryClient(HTTPSession(sleep=lambda seconds: None), server.host,
-                          ConnectionConfig(timeout=timeout, retries=0), loopback=True)
+    return client_for(server, timeout=timeout)
 
 
 def _destination(request):
@@ -66,18 +59,11 @@ def test_source_hanging_up_mid_copy_is_reported_readably(source, dest):
     assert len([r for r in source.requests if r['method'] == 'GET']) == 2
 
 
-class DeadlineSource(BlobSource):
-    """RegistryBlobSource as _copy opens it with a deadline: ``deadline_reader`` over the source GET."""
-
-    name = 'the dripping source'
-
-    def __init__(self, client):
-        self.client = client
-
-    def open(self, descriptor):
-        response = self.client.open_blob('src', descriptor['digest'])
-        return deadline_reader(response, self.client.api.options.timeout, descriptor['size'],
-                               'blob %s from %s' % (descriptor['digest'], self.name))
+def dripping_source(client):
+    """The copy's own blob source (a resumable reader with a deadline per request) over the dripping server."""
+    source = RegistryBlobSource(client, 'src')
+    source.name = 'the dripping source'
+    return source
 
 
 def test_a_dripping_source_fails_the_copy_at_its_deadline(source, dest):
@@ -88,7 +74,7 @@ def test_a_dripping_source_fails_the_copy_at_its_deadline(source, dest):
     started = time.monotonic()
     with pytest.raises(TransportError) as excinfo:
         ensure_blob(_client(dest), 'dst', {'digest': digest, 'size': len(data)},
-                    DeadlineSource(_client(source, timeout=1)), TransferStats(), retries=0)
+                    dripping_source(_client(source, timeout=1)), TransferStats(), retries=0)
     assert time.monotonic() - started < 5
     msg = excinfo.value.msg
     assert msg.startswith('Uploading to dst failed: blob %s from the dripping source did not finish within its '

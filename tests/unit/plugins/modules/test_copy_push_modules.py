@@ -4,77 +4,47 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 
 import pytest
 
-from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.module_args import patch_module_args
-
+from ansible_collections.imagelayers.registry.plugins.module_utils._archive import load_image
 from ansible_collections.imagelayers.registry.plugins.modules import copy as copy_module
 from ansible_collections.imagelayers.registry.plugins.modules import push as push_module
-from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.conftest import ScriptedServer
-from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.fake_registry import FakeRegistry
-from ansible_collections.imagelayers.registry.plugins.module_utils._archive import load_image
-from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.test_archive import (
+from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.archives import (
     assert_outside_untouched,
     docker_archive,
     docker_entries,
     hostile_members,
     link_blob_outside,
-    make_outside,
     nest,
     oci_layout,
     tar_entries,
 )
-from ansible_collections.imagelayers.registry.tests.unit.plugins.module_utils.test_copy import UploadTarget
+from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.module_args import run_module
+from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.registry import (
+    basic_authorization as basic,
+)
+from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.registry import requiring_basic
 
 
-@pytest.fixture
-def source():
-    reg = FakeRegistry()
-    yield reg
-    reg.close()
-
-
-@pytest.fixture
-def server():
-    srv = ScriptedServer()
-    yield srv
-    srv.close()
-
-
-def basic(user, password):
-    return 'Basic ' + base64.b64encode(('%s:%s' % (user, password)).encode()).decode()
-
-
-def guarded(target, user, password):
-    """Wrap the target's handler: Basic auth with exactly these credentials."""
-    handle = target.handle
+def guarded(server, user, password):
+    """Basic auth with exactly these credentials in front of the registry; the Authorization headers it saw."""
+    check = requiring_basic(user, password, server.handle, realm='test')
     seen = []
 
     def handler(request):
-        auth = request['headers'].get('Authorization')
-        seen.append(auth)
-        if auth != basic(user, password):
-            return 401, {'WWW-Authenticate': 'Basic realm="test"'}, b''
-        return handle(request)
-    target.server.handler = handler
+        seen.append(request['headers'].get('Authorization'))
+        return check(request)
+    server.handler = handler
     return seen
 
 
-def run(capsys, module, args):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as excinfo:
-            module.main()
-    return excinfo.value.code, json.loads(capsys.readouterr().out)
-
-
-def test_dest_credentials_go_to_the_destination_only(capsys, source, server):
+def test_dest_credentials_go_to_the_destination_only(source, server):
     digest, dummy, dummy = source.add_image('app', '1', [b'layer' * 100])
-    seen = guarded(UploadTarget(server), 'rel', 'dest-secret')
-    code, result = run(capsys, copy_module, {
+    seen = guarded(server, 'rel', 'dest-secret')
+    code, result = run_module(copy_module, {
         'src': '%s/app:1' % source.host, 'dest': '%s/prod/app' % server.host,
         'src_username': 'ci', 'src_password': 'src-secret',
         'dest_username': 'rel', 'dest_password': 'dest-secret', '_ansible_diff': True})
@@ -84,55 +54,49 @@ def test_dest_credentials_go_to_the_destination_only(capsys, source, server):
     assert basic('ci', 'src-secret') not in seen and basic('rel', 'dest-secret') in seen
     assert 'secret' not in json.dumps(result)
     # The shared credentials are used for a side without its own.
-    code, result = run(capsys, copy_module, {
+    code, result = run_module(copy_module, {
         'src': '%s/app:1' % source.host, 'dest': '%s/prod/app:2' % server.host,
         'username': 'rel', 'password': 'dest-secret'})
     assert code == 0 and result['changed'], result
 
 
-def test_copy_failure_is_a_message_not_a_traceback(capsys, source, server):
-    UploadTarget(server)
-    code, result = run(capsys, copy_module, {'src': '%s/app:missing' % source.host,
-                                             'dest': '%s/prod/app:1' % server.host})
+def test_copy_failure_is_a_message_not_a_traceback(source, server):
+    code, result = run_module(copy_module, {'src': '%s/app:missing' % source.host,
+                                            'dest': '%s/prod/app:1' % server.host})
     assert code == 1 and 'does not exist' in result['msg'] and 'Traceback' not in json.dumps(result)
 
 
-def test_push_twice_second_unchanged_and_check_mode_writes_nothing(capsys, server, tmp_path):
+def test_push_twice_second_unchanged_and_check_mode_writes_nothing(server, tmp_path):
     archive = str(tmp_path / 'd.tar')
     docker_archive(archive, [(['app:1'], [b'one', b'two'])])
-    target = UploadTarget(server)
+    target = server
     image = '%s/pushed/app:1' % server.host
-    code, check = run(capsys, push_module, {'src': archive, 'image': image, '_ansible_check_mode': True})
+    code, check = run_module(push_module, {'src': archive, 'image': image, '_ansible_check_mode': True})
     assert code == 0 and check['changed'] and check['blobs_copied'] == 3 and target.manifests == {}
-    code, first = run(capsys, push_module, {'src': archive, 'image': image})
-    code, second = run(capsys, push_module, {'src': archive, 'image': image})
+    code, first = run_module(push_module, {'src': archive, 'image': image})
+    code, second = run_module(push_module, {'src': archive, 'image': image})
     assert first['changed'] and not second['changed'] and first['digest'] == second['digest'] == check['digest']
     assert first['format'] == 'docker-archive' and first['image'] == image
     assert target.manifests[('pushed/app', '1')][1] and second['blobs_copied'] == 0
 
 
 # -- push of crafted archives ---------------------------------------------------------------------------
-@pytest.fixture
-def outside(tmp_path):
-    return make_outside(tmp_path)
-
-
-def test_push_of_a_crafted_tar_gz_writes_nothing_outside_even_in_check_mode(capsys, server, tmp_path, outside):
+def test_push_of_a_crafted_tar_gz_writes_nothing_outside_even_in_check_mode(server, tmp_path, outside):
     archive = str(tmp_path / 'evil.tar.gz')
     tar_entries(archive, hostile_members(outside) + docker_entries([b'one', b'two']))
-    target = UploadTarget(server)
+    target = server
     image = '%s/crafted/app:1' % server.host
-    code, check = run(capsys, push_module, {'src': archive, 'image': image, '_ansible_check_mode': True})
+    code, check = run_module(push_module, {'src': archive, 'image': image, '_ansible_check_mode': True})
     assert code == 0 and check['changed'] and target.manifests == {}, check
     assert_outside_untouched(outside)
-    code, real = run(capsys, push_module, {'src': archive, 'image': image})
+    code, real = run_module(push_module, {'src': archive, 'image': image})
     assert code == 0 and real['changed'] and real['digest'] == check['digest'], real
     assert_outside_untouched(outside)
 
 
 @pytest.mark.parametrize('check_mode', [True, False])
 @pytest.mark.parametrize('same_bytes', [True, False])
-def test_push_of_a_layout_with_a_blob_linked_outside_sends_nothing(capsys, server, tmp_path, same_bytes,
+def test_push_of_a_layout_with_a_blob_linked_outside_sends_nothing(server, tmp_path, same_bytes,
                                                                    check_mode):
     root = str(tmp_path / 'layout')
     oci_layout(root, ['1.0'])
@@ -140,20 +104,19 @@ def test_push_of_a_layout_with_a_blob_linked_outside_sends_nothing(capsys, serve
     with open(os.path.join(root, 'blobs', 'sha256', layer['digest'][7:]), 'rb') as handle:
         data = handle.read()
     link = link_blob_outside(root, tmp_path, layer['digest'], data if same_bytes else b'secret ' * 100)
-    UploadTarget(server)
-    code, result = run(capsys, push_module, {'src': root, 'image': '%s/linked/app:1' % server.host,
-                                             '_ansible_check_mode': check_mode})
+    code, result = run_module(push_module, {'src': root, 'image': '%s/linked/app:1' % server.host,
+                                            '_ansible_check_mode': check_mode})
     assert code == 1 and os.path.relpath(link, root) in result['msg'] and 'outside' in result['msg'], result
     assert server.requests == []  # refused while reading the layout: not a byte, not even a HEAD
 
 
-def test_push_of_a_layout_with_nested_indexes(capsys, server, tmp_path):
+def test_push_of_a_layout_with_nested_indexes(server, tmp_path):
     root = str(tmp_path / 'layout')
     image = oci_layout(root, ['1.0'])[0]
     top = nest(root, 2)
-    target = UploadTarget(server)
-    code, result = run(capsys, push_module, {'src': root, 'image': '%s/nested/app:1' % server.host,
-                                             'workers': 1})
+    target = server
+    code, result = run_module(push_module, {'src': root, 'image': '%s/nested/app:1' % server.host,
+                                            'workers': 1})
     assert code == 0 and result['changed'] and result['digest'] == top, result
     assert result['manifests_pushed'] == 3 and result['blobs_copied'] == 2
     assert [i['digest'] for i in result['images']] == [image['digest']]
@@ -162,15 +125,15 @@ def test_push_of_a_layout_with_nested_indexes(capsys, server, tmp_path):
     assert target.manifests[('nested/app', '1')][1] == target.manifests[('nested/app', top)][1]
 
 
-def test_copy_one_arm_platform_gives_one_image(capsys, source, server):
+def test_copy_one_arm_platform_gives_one_image(source, server):
     children = []
     for variant in ('v6', 'v7'):
         digest = source.add_image('app', None, [variant.encode() * 100], platform=('linux', 'arm', variant))[0]
         children.append((digest, ('linux', 'arm', variant)))
     source.add_index('app', '1', children)
-    target = UploadTarget(server)
-    code, result = run(capsys, copy_module, {'src': '%s/app:1' % source.host, 'dest': '%s/prod/app:1' % server.host,
-                                             'platforms': ['linux/arm']})
+    target = server
+    code, result = run_module(copy_module, {'src': '%s/app:1' % source.host, 'dest': '%s/prod/app:1' % server.host,
+                                            'platforms': ['linux/arm']})
     assert code == 0, result
     assert result['digest'] == children[1][0] and [i['digest'] for i in result['images']] == [children[1][0]]
     assert target.manifests[('prod/app', '1')][1] == source.manifests[('app', children[1][0])][1]

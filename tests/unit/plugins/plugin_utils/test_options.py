@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import InvalidInputError
-from ansible_collections.imagelayers.registry.plugins.plugin_utils._options import connection_options, has_credentials
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.config import has_credentials
+from ansible_collections.imagelayers.registry.plugins.plugin_utils._options import connection_options
 
 DEFAULTS = {'username': None, 'password': None, 'token': None, 'validate_certs': True, 'ca_path': None,
             'timeout': 60.0, 'retries': 3}
@@ -75,20 +76,18 @@ def test_client_certificate(tmp_path):
 
 
 def test_stored_credentials_only_when_none_were_given(tmp_path):
+    from ansible_collections.imagelayers.registry.plugins.module_utils._credentials import CredentialStore
     from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
-    from ansible_collections.imagelayers.registry.plugins.plugin_utils import _options
-    if _options.lookup_stored_credentials is None:
-        pytest.skip('no stored credentials support in this checkout')
     config = tmp_path / 'config.json'
     config.write_text('{"auths": {"registry.example.com": {"auth": "c3RvcmVkOnB3"}}}')  # stored:pw
     reference = ImageReference.parse('registry.example.com/app:1')
-    cache = {}
-    stored = _options.options_for(build(), reference, config_path=str(config), cache=cache)
+    store = CredentialStore(config_path=str(config))
+    stored = store.complete(build(), reference)
     assert (stored.credentials.username, stored.credentials.password) == ('stored', 'pw')
     given = build(username='ci', password='s3cret')
-    assert _options.options_for(given, reference, config_path=str(config), cache=cache) is given
+    assert store.complete(given, reference) is given
     other = ImageReference.parse('quay.io/app:1')
-    assert _options.options_for(build(), other, config_path=str(config), cache=cache).credentials.is_empty
+    assert store.complete(build(), other).credentials.is_empty
 
 
 class FakeTemplar:

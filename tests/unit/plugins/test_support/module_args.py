@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Module arguments for unit tests that run a module's ``main()``, on every supported ansible-core.
+"""Running a module's ``main()`` in a unit test, with its arguments, on every supported ansible-core.
 
 ansible-core 2.19 added ``ansible.module_utils.testing.patch_module_args``; older releases read the
 arguments from ``ansible.module_utils.basic._ANSIBLE_ARGS`` (JSON bytes under ``ANSIBLE_MODULE_ARGS``).
@@ -9,6 +9,7 @@ arguments from ``ansible.module_utils.basic._ANSIBLE_ARGS`` (JSON bytes under ``
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 
 try:
@@ -30,4 +31,16 @@ except ImportError:  # ansible-core < 2.19
         finally:
             basic._ANSIBLE_ARGS = previous
 
-__all__ = ['patch_module_args']
+
+def run_module(module, args):
+    """Run ``module.main()`` with ``args``: ``(exit code, the JSON it printed)``, as Ansible would read them."""
+    output = io.StringIO()
+    with patch_module_args(args), contextlib.redirect_stdout(output):
+        try:
+            module.main()
+        except SystemExit as exit_:
+            return exit_.code, json.loads(output.getvalue())
+    raise AssertionError('%s.main() returned without exit_json or fail_json' % module.__name__)
+
+
+__all__ = ['patch_module_args', 'run_module']
