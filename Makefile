@@ -11,6 +11,7 @@
 #   make sanity | units | integration   one ansible-test stage (registries must be up for integration)
 #   make sanity-oldest | units-oldest   sanity and units under the oldest ansible-core that
 #                        meta/runtime.yml's requires_ansible claims (CORE_OLDEST, in .venv-core<version>)
+#   make lint            ruff over plugins/ and tests/ (ruff.toml), mypy over plugins/ (mypy.ini)
 #   make release-checks  ansible-lint, yamllint, antsibull-docs lint, collection build and tarball contents,
 #                        and a playbook run from the installed tarball (registries must be up)
 #   make demo            the README's first command: venv, the collection installed from this checkout,
@@ -60,7 +61,8 @@ export SEED_BIG_SIZE
 APT_TOOLS := docker-registry:docker-registry podman:podman buildah:buildah skopeo:skopeo \
              htpasswd:apache2-utils openssl:openssl curl:curl rsync:rsync shellcheck:shellcheck
 PIP_PACKAGES := 'ansible-core>=2.16' requests pytest pytest-xdist pytest-mock mock pyyaml \
-                ansible-lint yamllint antsibull-docs antsibull-changelog ansible-builder
+                ansible-lint yamllint antsibull-docs antsibull-changelog ansible-builder \
+                ruff mypy types-requests
 
 export IMAGELAYERS_TEST_STATE := $(STATE)
 export PYTHON_FOR_TESTS := $(VENV_PY)
@@ -72,7 +74,7 @@ PY_VER = $(shell $(VENV_PY) -c 'import sys; print("%d.%d" % sys.version_info[:2]
 
 .PHONY: help venv system-packages get-pip-shim layout registries-up registries-down seed config \
         sanity units integration release-checks test clean distclean demo demo-run demo-stop \
-        bench bench-quick venv-oldest sanity-oldest units-oldest
+        bench bench-quick venv-oldest sanity-oldest units-oldest lint
 
 help:
 	@sed -n '3,/^$$/p' $(firstword $(MAKEFILE_LIST))
@@ -184,6 +186,12 @@ integration: layout
 	@curl -sf -o /dev/null --max-time 5 http://$(REG1_HOST)/v2/ || { echo "registry $(REG1_HOST) is not up: run 'make registries-up' first"; exit 1; }
 	cd $(COLLECTION_DIR) && ansible-test integration --local --python $(PY_VER) --color no $(INTEGRATION_ARGS)
 
+# Linters and the type checker; mypy runs in the layout copy, where the collection's import paths resolve.
+lint: layout
+	ruff check --no-cache $(REPO_ROOT)/plugins $(REPO_ROOT)/tests
+	cd $(BUILD) && mypy --config-file $(COLLECTION_DIR)/mypy.ini --cache-dir $(BUILD)/.mypy_cache \
+	    ansible_collections/$(NAMESPACE)/$(COLLECTION)/plugins
+
 # The same two stages under the oldest claimed ansible-core (its ansible-test and python first on PATH).
 sanity-oldest: layout
 	cd $(COLLECTION_DIR) && PATH=$(VENV_OLDEST)/bin:$$PATH ansible-test sanity --local --python $(PY_VER) --color no $(SANITY_ARGS)
@@ -249,7 +257,7 @@ test:
 	    "$$@" || rc=$$?; \
 	    echo "=== $$name: exit $$rc after $$((SECONDS - start))s"; \
 	    timings="$$timings$$(printf '%-16s %4ss  exit %s' "$$name" "$$((SECONDS - start))" "$$rc")\n"; \
-	    case "$$name" in sanity*|units*|integration|release-checks|demo|bench-quick) \
+	    case "$$name" in lint|sanity*|units*|integration|release-checks|demo|bench-quick) \
 	        if [ $$rc -eq 0 ]; then npassed=$$((npassed + 1)); else nfailed=$$((nfailed + 1)); fi;; esac; \
 	    return $$rc; \
 	}; \
@@ -261,6 +269,7 @@ test:
 	trap 'exit 130' INT TERM; \
 	stage registries-up $(MAKE) --no-print-directory registries-up || exit 1; \
 	stage layout $(MAKE) --no-print-directory layout || exit 1; \
+	stage lint $(MAKE) --no-print-directory lint || failed="$$failed lint"; \
 	stage sanity $(MAKE) --no-print-directory sanity || failed="$$failed sanity"; \
 	stage units $(MAKE) --no-print-directory units || failed="$$failed units"; \
 	stage sanity-$(CORE_OLDEST) $(MAKE) --no-print-directory sanity-oldest || failed="$$failed sanity-$(CORE_OLDEST)"; \
