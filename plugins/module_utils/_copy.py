@@ -334,10 +334,10 @@ def copy_referrers(src_client: Any, src_ref: Any, dest_client: Any, dest_ref: An
             if src_client.resolve(src_ref.repository, tag) is None:
                 continue
             copied = copy_image(src_client, src_ref.with_tag(tag), dest_client, dest_ref.with_tag(tag), ctx)
-            sync = copied.sync
-            assert sync is not None  # a copy to a tag writes (or keeps) that tag
-            entry = {'subject': subject, 'tag': tag, 'digest': copied.plan.digest, 'changed': sync.changed,
-                     'before': sync.entries[0].get('before')}
+            sync = copied.sync  # a copy to a tag always has one: it writes (or keeps) that tag
+            entry = {'subject': subject, 'tag': tag, 'digest': copied.plan.digest,
+                     'changed': sync.changed if sync is not None else False,
+                     'before': sync.entries[0].get('before') if sync is not None else None}
             entry.update({key: value for key, value in copied.stats.to_dict().items()
                           if key in ('blobs_copied', 'blobs_mounted', 'bytes_transferred')})
             copies.append(entry)

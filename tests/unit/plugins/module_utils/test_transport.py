@@ -39,7 +39,6 @@ def deadline_reader(response, timeout, expected_bytes, what):
                  grow=expected_bytes is None), close
 
 
-
 def _get(server, path='/v2/app/blobs/x'):
     return requests.get('http://%s%s' % (server.host, path), stream=True, timeout=(1, 1))
 
