@@ -110,8 +110,8 @@ class Bench:
         self.many_layers = args.layers or (10 if self.quick else 50)
         self.many_size = parse_size(args.layer_size or ('64k' if self.quick else '2M'))
         self.index_sizes = [parse_size('16k'), parse_size('32k')] if self.quick else [1 << 20, 2 << 20]
-        self.bv_workers = module_constant('_blob_verify.py', 'DEFAULT_WORKERS')
-        self.copy_workers = module_constant('_copy.py', 'DEFAULT_WORKERS')
+        self.bv_workers = module_constant('_context.py', 'DEFAULT_WORKERS')
+        self.copy_workers = module_constant('_context.py', 'DEFAULT_WORKERS')
         self.samples = {}     # section -> key -> [value per measured round]
         self.counts = []      # request-count checks: {'section', 'case', 'ok', 'measured', 'expected'}
         self.problems = []    # failed checks (tools that did not do their job, counts that did not hold)

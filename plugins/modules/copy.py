@@ -268,6 +268,7 @@ tags:
       changed: true
 '''
 
+from ansible_collections.imagelayers.registry.plugins.module_utils._context import DEFAULT_WORKERS
 from ansible_collections.imagelayers.registry.plugins.module_utils._copy import copy_image
 from ansible_collections.imagelayers.registry.plugins.module_utils._module import RegistryModule
 from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
@@ -298,7 +299,7 @@ def main() -> None:
         'platforms': {'type': 'list', 'elements': 'str'},
         'overwrite': {'type': 'bool', 'default': True},
         'expected_digest': {'type': 'str'},
-        'workers': {'type': 'int', 'default': 4},
+        'workers': {'type': 'int', 'default': DEFAULT_WORKERS},
         'referrers': {'type': 'bool', 'default': False},
     }, sides=('src_', 'dest_'))
     rm.run(run)

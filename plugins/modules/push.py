@@ -184,6 +184,7 @@ tags:
 '''
 
 from ansible_collections.imagelayers.registry.plugins.module_utils._archive import push_archive
+from ansible_collections.imagelayers.registry.plugins.module_utils._context import DEFAULT_WORKERS
 from ansible_collections.imagelayers.registry.plugins.module_utils._module import RegistryModule
 from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
 
@@ -204,7 +205,7 @@ def main() -> None:
         'archive_image': {'type': 'str'},
         'overwrite': {'type': 'bool', 'default': True},
         'expected_digest': {'type': 'str'},
-        'workers': {'type': 'int', 'default': 4},
+        'workers': {'type': 'int', 'default': DEFAULT_WORKERS},
     })
     rm.run(run)
 
