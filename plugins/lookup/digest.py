@@ -179,8 +179,7 @@ def resolve_digests(http: HTTPSession, references: list[ImageReference], options
             if platform is None:
                 found[reference.name] = verified_digest(client, reference)
             else:
-                described = inspect_image(client, reference, platform=platform, ctx=ctx)
-                found[reference.name] = described.get('image_digest') if described.get('exists') else None
+                found[reference.name] = inspect_image(client, reference, platform=platform, ctx=ctx).image_digest
         results.append(found[reference.name])
     return results
 

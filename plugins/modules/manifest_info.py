@@ -219,16 +219,18 @@ history:
       type: int
 '''
 
+from typing import Any
+
 from ansible_collections.imagelayers.registry.plugins.module_utils._inspect import inspect_image
 from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import Platform
 from ansible_collections.imagelayers.registry.plugins.module_utils._module import RegistryModule
 from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
 
 
-def run(rm):
+def run(rm: RegistryModule) -> dict[str, Any]:
     reference = ImageReference.parse(rm.params['image'], default_tag='latest')
     platform = Platform.parse(rm.params['platform']) if rm.params['platform'] else None
-    return inspect_image(rm.client(reference), reference, platform=platform, ctx=rm.context())
+    return inspect_image(rm.client(reference), reference, platform=platform, ctx=rm.context()).to_result()
 
 
 def main() -> None:

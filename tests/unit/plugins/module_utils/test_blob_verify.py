@@ -329,6 +329,6 @@ def test_schema1_throwaway_layers_match_manifest_info(registry):
                            'history': [{'v1Compatibility': text} for text in v1]}).encode()
     registry.add_manifest('old', 'v1', manifest, 'application/vnd.docker.distribution.manifest.v1+json')
     verified = run(registry, 'old:v1')
-    described = inspect_image(client_for(registry), ImageReference.parse('%s/old:v1' % registry.host))
+    described = inspect_image(client_for(registry), ImageReference.parse('%s/old:v1' % registry.host)).to_result()
     assert set(b['digest'] for b in verified['blobs'] if b['kind'] == 'layer') == set(
         entry['digest'] for entry in described['layers'])

@@ -78,7 +78,7 @@ def test_corrupted_config_is_caught(server):
 def test_inspect_missing_tag_is_not_a_failure(server):
     server.handler = lambda r: (404, {'Content-Type': 'application/json'},
                                 b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}')
-    result = inspect_image(client_for(server), ImageReference.parse('%s/app:nope' % server.host))
+    result = inspect_image(client_for(server), ImageReference.parse('%s/app:nope' % server.host)).to_result()
     assert result['exists'] is False and result['digest'] is None
 
 

@@ -31,7 +31,7 @@ EMPTY_TAR = 'sha256:a3ed95caeb02ffe68cdd9fd84406680ae93d633cb16422d00e8c7c22955b
 def inspect(registry, image, platform=None, warnings=None):
     return inspect_image(client_for(registry), ImageReference.parse('%s/%s' % (registry.host, image)),
                          platform=Platform.parse(platform) if platform else None,
-                         ctx=RunContext(warn=(warnings.append if warnings is not None else None)))
+                         ctx=RunContext(warn=(warnings.append if warnings is not None else None))).to_result()
 
 
 def arm_index(registry, repository, variants):
