@@ -62,7 +62,7 @@ APT_TOOLS := docker-registry:docker-registry podman:podman buildah:buildah skope
              htpasswd:apache2-utils openssl:openssl curl:curl rsync:rsync shellcheck:shellcheck
 PIP_PACKAGES := 'ansible-core>=2.16' requests pytest pytest-xdist pytest-mock mock pyyaml \
                 ansible-lint yamllint antsibull-docs antsibull-changelog ansible-builder \
-                ruff mypy types-requests
+                ruff mypy types-requests cryptography pynacl
 
 export IMAGELAYERS_TEST_STATE := $(STATE)
 export PYTHON_FOR_TESTS := $(VENV_PY)
@@ -114,7 +114,7 @@ $(VENV_OLDEST)/bin/python:
 
 venv-oldest: $(VENV_OLDEST)/bin/python
 	$(VENV_OLDEST)/bin/python -m pip install -q --disable-pip-version-check 'ansible-core==$(CORE_OLDEST).*' \
-	    requests pytest pytest-xdist pytest-mock mock pyyaml
+	    requests pytest pytest-xdist pytest-mock mock pyyaml cryptography pynacl
 	$(MAKE) --no-print-directory get-pip-shim VENV_PY=$(VENV_OLDEST)/bin/python
 
 # ansible-test bootstraps pip in the venvs it creates from get-pip-<version>.py,
