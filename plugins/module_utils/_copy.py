@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.imagelayers.registry.plugins.module_utils._context import RunContext
-from ansible_collections.imagelayers.registry.plugins.module_utils._digest import validate_digest
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
     IntegrityError,
     InvalidInputError,
@@ -44,6 +43,14 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._publish impo
     publish,
     publishable,
 )
+from ansible_collections.imagelayers.registry.plugins.module_utils._referrers import (
+    Listing,
+    Referrer,
+    discover,
+    listing,
+    presence,
+    register,
+)
 from ansible_collections.imagelayers.registry.plugins.module_utils._tagging import (
     TagSync,
     check_expected_digest,
@@ -59,7 +66,7 @@ class CopyOutcome(PublishOutcome):
 
     src_ref: Any = None
     source_digest: str = ''
-    referrers: Optional[List[Dict[str, Any]]] = None  # one entry per referrer tag, when asked for
+    referrers: Optional[List[Dict[str, Any]]] = None  # one entry per referrer, when asked for
 
     @property
     def digest_changed(self) -> bool:
@@ -75,16 +82,20 @@ class CopyOutcome(PublishOutcome):
 
 
 def add_referrers(result: Dict[str, Any], referrers: List[Dict[str, Any]]) -> Dict[str, Any]:
-    """Fold the referrer copies into a copy's result: ``referrers``, ``changed`` and the diff's tags."""
+    """Fold the referrer copies into a copy's result: ``referrers``, ``changed`` and the diff.
+
+    The diff names a tagged referrer by its tag, one listed by the API or a fallback index by its digest.
+    """
     result['referrers'] = referrers
     if any(entry['changed'] for entry in referrers):
         result['changed'] = True
     diff = result.get('diff')
     if diff is not None:
         for entry in referrers:
+            key = entry.get('tag') or entry['digest']
             if entry['before']:
-                diff['before'][entry['tag']] = entry['before']
-            diff['after'][entry['tag']] = entry['digest']
+                diff['before'][key] = entry['before']
+            diff['after'][key] = entry['digest']
     return result
 
 
@@ -290,18 +301,10 @@ def copy_image(src_client: Any, src_ref: Any, dest_client: Any, dest_ref: Any, c
 
 
 # -- referrers: signatures, attestations, SBOMs ---------------------------------------
-# Registries without the OCI 1.1 referrers API keep what refers to a manifest under tags derived
-# from its digest: cosign its signatures, attestations and SBOMs under sha256-<hex>.sig, .att and
-# .sbom; OCI 1.1 clients an index of the artifacts whose subject it is under sha256-<hex>.
-REFERRER_TAG_SUFFIXES = ('', '.sig', '.att', '.sbom')
-
-
-def referrer_tags(digest: str) -> List[str]:
-    """The tags that may hold what refers to the manifest ``digest``."""
-    algorithm, encoded = validate_digest(digest)
-    return ['%s-%s%s' % (algorithm, encoded, suffix) for suffix in REFERRER_TAG_SUFFIXES]
-
-
+# What refers to a manifest is found by _referrers.discover: the OCI 1.1 referrers API, or the
+# fallback index under sha256-<hex> where a registry has no such API, and cosign's sha256-<hex>.sig,
+# .att and .sbom tags. A tagged one keeps its tag at the destination; the others are written
+# with put_referrer semantics: the destination's API lists them, or its fallback index does.
 def referrer_subjects(src_client: Any, src_ref: Any, found: Dict[str, Any],
                       wanted: Optional[List[Platform]] = None) -> List[str]:
     """The manifest digests whose referrers go with a copy: those the destination keeps.
@@ -320,26 +323,66 @@ def referrer_subjects(src_client: Any, src_ref: Any, found: Dict[str, Any],
     return subjects
 
 
+def _referrer_entry(copied: Optional[CopyOutcome], digest: str, tag: Optional[str], changed: bool,
+                    before: Optional[str]) -> Dict[str, Any]:
+    entry: Dict[str, Any] = {'tag': tag, 'digest': digest, 'changed': changed, 'before': before}
+    stats = copied.stats.to_dict() if copied is not None else TransferStats().to_dict()
+    entry.update({key: value for key, value in stats.items()
+                  if key in ('blobs_copied', 'blobs_mounted', 'bytes_transferred')})
+    return entry
+
+
+def _copy_tagged(src_client: Any, src_ref: Any, dest_client: Any, dest_ref: Any, referrer: Referrer,
+                 ctx: RunContext) -> Dict[str, Any]:
+    """A referrer found under a cosign tag: copied like an image to the same tag (moved when the source's moved)."""
+    tag = referrer.tag or ''
+    copied = copy_image(src_client, src_ref.with_tag(tag), dest_client, dest_ref.with_tag(tag), ctx)
+    sync = copied.sync  # a copy to a tag always has one: it writes (or keeps) that tag
+    return _referrer_entry(copied, copied.plan.digest, tag, sync.changed if sync is not None else False,
+                           sync.entries[0].get('before') if sync is not None else None)
+
+
+def _copy_attached(src_client: Any, src_ref: Any, dest_client: Any, dest_ref: Any, subject: str,
+                   referrer: Referrer, known: Listing, ctx: RunContext) -> Dict[str, Any]:
+    """A referrer found by the API or a fallback index: copied by digest, then listed at the destination.
+
+    ``known`` is what the destination lists for the subject: its referrers API (which registers
+    what is PUT), or its fallback index, which the referrer is added to. Already stored and
+    listed: a HEAD, nothing written.
+    """
+    digest = referrer.digest
+    state = presence(dest_client, dest_ref.repository, subject, digest, known)
+    if state.listed:
+        return _referrer_entry(None, digest, None, False, digest)
+    copied = copy_image(src_client, src_ref.with_digest(digest), dest_client, dest_ref.with_digest(digest), ctx)
+    if not ctx.check_mode:
+        top = copied.plan.top
+        manifest = top if isinstance(top, Manifest) else src_client.get_manifest(src_ref.repository, digest)
+        register(dest_client, dest_ref.repository, manifest, state)
+    return _referrer_entry(copied, digest, None, True, None)
+
+
 def copy_referrers(src_client: Any, src_ref: Any, dest_client: Any, dest_ref: Any, found: Dict[str, Any],
                    wanted: Optional[List[Platform]], ctx: RunContext) -> List[Dict[str, Any]]:
-    """Copy the referrer tags (see :func:`referrer_tags`) the source has for the image, each like an image.
+    """Copy what refers to the image (see :func:`_referrers.discover`) to the destination repository.
 
-    Each goes to the same tag in the destination repository, moved when the source's differs (a
-    new signature was added): the destination mirrors the source. Returns one entry per tag found:
-    ``{'subject', 'tag', 'digest', 'changed', 'before', 'blobs_copied', 'blobs_mounted', 'bytes_transferred'}``.
+    Returns one entry per referrer: ``{'subject', 'source', 'artifact_type', 'tag', 'digest',
+    'changed', 'before', 'blobs_copied', 'blobs_mounted', 'bytes_transferred'}`` (``tag``
+    None for a referrer found by the API or a fallback index).
     """
     copies = []
     for subject in referrer_subjects(src_client, src_ref, found, wanted):
-        for tag in referrer_tags(subject):
-            if src_client.resolve(src_ref.repository, tag) is None:
-                continue
-            copied = copy_image(src_client, src_ref.with_tag(tag), dest_client, dest_ref.with_tag(tag), ctx)
-            sync = copied.sync  # a copy to a tag always has one: it writes (or keeps) that tag
-            entry = {'subject': subject, 'tag': tag, 'digest': copied.plan.digest,
-                     'changed': sync.changed if sync is not None else False,
-                     'before': sync.entries[0].get('before') if sync is not None else None}
-            entry.update({key: value for key, value in copied.stats.to_dict().items()
-                          if key in ('blobs_copied', 'blobs_mounted', 'bytes_transferred')})
+        known: Optional[Listing] = None  # the destination's listing of the subject, read once when needed
+        for referrer in discover(src_client, src_ref.repository, subject):
+            if referrer.source == 'tag':
+                entry = _copy_tagged(src_client, src_ref, dest_client, dest_ref, referrer, ctx)
+            else:
+                known = known or listing(dest_client, dest_ref.repository, subject)
+                entry = _copy_attached(src_client, src_ref, dest_client, dest_ref, subject, referrer, known, ctx)
+                if referrer.tag:  # listed and under a cosign tag too: cosign 2 readers look for the tag
+                    tagged = _copy_tagged(src_client, src_ref, dest_client, dest_ref, referrer, ctx)
+                    entry.update(tag=tagged['tag'], changed=entry['changed'] or tagged['changed'])
+            entry.update({'subject': subject, 'source': referrer.source, 'artifact_type': referrer.artifact_type})
             copies.append(entry)
     return copies
 

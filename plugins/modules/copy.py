@@ -89,16 +89,19 @@ options:
     default: 4
   referrers:
     description:
-      - Also copy what refers to the image and is kept under tags derived from its digest, where cosign and
-        registries without the OCI 1.1 referrers API keep it. For each manifest whose digest the destination
-        keeps (the top one, unless O(platforms) makes a new one, and each platform's) these are
-        C(sha256-<hex>.sig) (cosign signatures), C(sha256-<hex>.att) (attestations), C(sha256-<hex>.sbom)
-        (SBOMs) and C(sha256-<hex>) (the OCI 1.1 referrers index).
-      - Each found is copied to the same tag in the destination repository, like an image, before the image
-        itself, so the signatures are there when the tag appears; a referrer tag the source moved (a signature
-        added) is moved at the destination too, whatever O(overwrite) says.
-      - Referrers known only to a registry's referrers API (C(GET /v2/<name>/referrers/<digest>)) are not
-        looked up.
+      - Also copy what refers to the image (signatures, attestations, SBOMs). For each manifest whose digest
+        the destination keeps (the top one, unless O(platforms) makes a new one, and each platform's) the
+        source is asked, in this order, through the OCI 1.1 referrers API (C(GET /v2/<name>/referrers/<digest>),
+        every page), or where the source has no such API through the OCI 1.1 fallback index under the tag
+        C(sha256-<hex>); then under the tags cosign uses, C(sha256-<hex>.sig) (signatures),
+        C(sha256-<hex>.att) (attestations) and C(sha256-<hex>.sbom) (SBOMs). A referrer found in more than
+        one place is copied once.
+      - Each is copied like an image, before the image itself, so the signatures are there when the tag
+        appears. One found under a cosign tag goes to the same tag in the destination repository; a tag the
+        source moved (a signature added) is moved at the destination too, whatever O(overwrite) says.
+      - One found through the API or the fallback index is written by digest and listed at the destination. A
+        destination with the referrers API lists it itself; for one without it the module adds it to the
+        destination's own C(sha256-<hex>) index, merged with what that index already lists.
     type: bool
     default: false
 notes:
@@ -242,13 +245,29 @@ images:
       size: 31457280
 referrers:
   description:
-    - With O(referrers=true), the referrer tags found in the source and copied, in the order copied.
-    - C(subject) is the digest they refer to; C(before) the digest the destination tag had (null when new).
+    - With O(referrers=true), what refers to the image, found in the source and copied, in the order copied.
+    - C(subject) is the digest it refers to; C(source) where it was found (C(api) the referrers API,
+      C(fallback) the fallback index, C(tag) a cosign tag); C(artifact_type) its kind (the manifest's
+      C(artifactType), else its config's or layers' media type); C(tag) the cosign tag it was copied to (null
+      for the others); C(before) the digest the destination had (the tag's, or for the others the digest
+      itself when it was there and listed already; null when new).
   returned: when O(referrers=true)
   type: list
   elements: dict
   sample:
     - subject: sha256:7e1a4e2d11e2ac7a8c3f768d4166c2defeb09d2a750b010412b6ea13de1efb19
+      source: api
+      artifact_type: application/vnd.dev.sigstore.bundle.v0.3+json
+      tag: null
+      digest: sha256:5b1e0f3a7c9d2e4f6a8b0c1d3e5f7a9b1c3d5e7f9a1b3c5d7e9f1a3b5c7d9e1f
+      before: null
+      changed: true
+      blobs_copied: 2
+      blobs_mounted: 0
+      bytes_transferred: 2310
+    - subject: sha256:7e1a4e2d11e2ac7a8c3f768d4166c2defeb09d2a750b010412b6ea13de1efb19
+      source: tag
+      artifact_type: application/vnd.dev.cosign.simplesigning.v1+json
       tag: sha256-7e1a4e2d11e2ac7a8c3f768d4166c2defeb09d2a750b010412b6ea13de1efb19.sig
       digest: sha256:0c5e7a61cbd7bd8c3f2a38c62f0f4b6a6e0f3d1a2b4c6d8e0f1a3b5c7d9e1f30
       before: null

@@ -15,7 +15,18 @@ and digest-looking entries to the first page, as some registries do.
 repository, without asking the upstream) has one new tag and a ``Link`` to a
 URL never used before, so a client without a page bound never stops.
 
+``--referrers`` makes it a registry WITH the OCI 1.1 referrers API in front of one without
+(distribution 2.8): a manifest PUT whose body has a ``subject`` is forwarded, then its descriptor
+(mediaType, digest, size, artifactType or else config.mediaType, annotations) is recorded under
+(repository, subject digest) and the answer carries ``OCI-Subject: <subject digest>``;
+``GET /v2/<name>/referrers/<digest>`` is answered from what was recorded, as an OCI image index,
+in pages of ``--page-size`` linked with ``Link: <...>; rel="next"``, with the ``artifactType``
+query filter applied and ``OCI-Filters-Applied: artifactType`` (``--no-filter`` ignores the
+filter and omits the header, as registries that do not filter do). What it records lives in
+memory, and in ``--referrers-state`` (a JSON file, rewritten on every record) when given.
+
     paginating_proxy.py --upstream 127.0.0.1:5100 --info-file /tmp/proxy.json [--page-size 3] [--junk | --endless]
+    paginating_proxy.py --upstream 127.0.0.1:5100 --info-file /tmp/proxy.json --referrers [--no-filter]
 
 Binds 127.0.0.1 only, on --port (0: any free port). Writes
 ``{"port": N, "pid": P}`` to --info-file once it listens, appends
@@ -26,11 +37,14 @@ seconds (default 600) or on SIGTERM.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import http.client
 import itertools
 import json
 import os
+import re
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -40,10 +54,55 @@ HOP_BY_HOP = {'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authoriza
               'transfer-encoding', 'upgrade', 'host', 'content-length'}
 MAX_BODY = 256 * 1024 * 1024
 JUNK = [None, 'sha256:' + 'a' * 64, '']
+OCI_INDEX = 'application/vnd.oci.image.index.v1+json'
+MANIFEST_PATH = re.compile(r'^/v2/(.+)/manifests/([^/]+)$')
+REFERRERS_PATH = re.compile(r'^/v2/(.+)/referrers/([^/]+)$')
+
+
+class Referrers:
+    """What the proxy recorded: {(repository, subject digest): [descriptor]}, in memory and optionally a file."""
+
+    def __init__(self, state_file=None):
+        self.lock = threading.Lock()
+        self.state_file = state_file
+        self.entries = {}
+
+    def record(self, repository, media_type, body):
+        """Record a manifest PUT; returns its subject digest, or None when it has none."""
+        try:
+            document = json.loads(body.decode('utf-8'))
+        except (UnicodeDecodeError, ValueError):
+            return None
+        subject = document.get('subject') if isinstance(document, dict) else None
+        if not isinstance(subject, dict) or not isinstance(subject.get('digest'), str):
+            return None
+        descriptor = {'mediaType': document.get('mediaType') or media_type,
+                      'digest': 'sha256:' + hashlib.sha256(body).hexdigest(), 'size': len(body)}
+        artifact_type = document.get('artifactType') or (document.get('config') or {}).get('mediaType')
+        if artifact_type:
+            descriptor['artifactType'] = artifact_type
+        if document.get('annotations'):
+            descriptor['annotations'] = document['annotations']
+        with self.lock:
+            listed = self.entries.setdefault((repository, subject['digest']), [])
+            if not any(entry['digest'] == descriptor['digest'] for entry in listed):
+                listed.append(descriptor)
+            self._save()
+        return subject['digest']
+
+    def _save(self):
+        if self.state_file:
+            state = [{'repository': r, 'subject': s, 'manifests': m} for (r, s), m in sorted(self.entries.items())]
+            _daemon.publish(self.state_file, json.dumps(state, indent=1))
+
+    def of(self, repository, subject):
+        with self.lock:
+            return list(self.entries.get((repository, subject), []))
 
 
 def make_handler(options, log):
     counter = itertools.count(1)
+    referrers = Referrers(options.referrers_state) if options.referrers else None
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = 'HTTP/1.1'
@@ -93,8 +152,34 @@ def make_handler(options, log):
             if self.command == 'GET' and parts.path.startswith('/v2/') and parts.path.endswith('/tags/list'):
                 self._tags(parts, headers)
                 return
+            if referrers is not None and self.command == 'GET' and REFERRERS_PATH.match(parts.path):
+                self._referrers(parts)
+                return
             status, response_headers, data = self._upstream(self.command, self.path, headers, body)
+            manifest = MANIFEST_PATH.match(parts.path)
+            if referrers is not None and self.command == 'PUT' and manifest and status == 201 and body:
+                subject = referrers.record(manifest.group(1), self.headers.get('Content-Type'), body)
+                if subject:
+                    response_headers = list(response_headers) + [('OCI-Subject', subject)]
             self._send(status, response_headers, data)
+
+        def _referrers(self, parts):
+            """The referrers index of a subject from what was recorded: paged, filtered unless --no-filter."""
+            match = REFERRERS_PATH.match(parts.path)
+            entries = referrers.of(match.group(1), match.group(2))
+            query = parse_qs(parts.query)
+            out = [('Content-Type', OCI_INDEX)]
+            wanted = query.get('artifactType', [None])[0]
+            if wanted and not options.no_filter:
+                entries = [entry for entry in entries if entry.get('artifactType') == wanted]
+                out.append(('OCI-Filters-Applied', 'artifactType'))
+            start = int(query.get('_page', ['0'])[0])
+            page = entries[start:start + options.page_size]
+            if start + options.page_size < len(entries):
+                params = [('_page', start + options.page_size)] + ([('artifactType', wanted)] if wanted else [])
+                out.append(('Link', '<%s?%s>; rel="next"' % (parts.path, urlencode(params))))
+            self._send(200, out, json.dumps({'schemaVersion': 2, 'mediaType': OCI_INDEX,
+                                             'manifests': page}).encode('utf-8'))
 
         def _endless(self, parts):
             number = next(counter)
@@ -146,6 +231,11 @@ def main(argv=None):
     parser.add_argument('--junk', action='store_true', help='add null and digest entries to the first page')
     parser.add_argument('--endless', action='store_true',
                         help='answer every tag list with one new tag and a link to a new page, forever')
+    parser.add_argument('--referrers', action='store_true',
+                        help='play a registry with the OCI 1.1 referrers API (OCI-Subject, GET .../referrers/...)')
+    parser.add_argument('--no-filter', action='store_true',
+                        help='with --referrers: ignore the artifactType filter and omit OCI-Filters-Applied')
+    parser.add_argument('--referrers-state', help='with --referrers: also keep what was recorded in this JSON file')
     parser.add_argument('--info-file', help='write {"port", "pid"} here once listening')
     parser.add_argument('--log', help='append "METHOD PATH STATUS" lines here')
     parser.add_argument('--lifetime', type=float, default=600.0, help='exit after this many seconds')

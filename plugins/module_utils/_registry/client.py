@@ -110,6 +110,22 @@ class Page(NamedTuple):
     url: str
 
 
+class ReferrersPage(NamedTuple):
+    """One page of a referrers listing: the index, its ``Link``, its URL, and whether ``artifactType`` filtered it."""
+
+    document: dict[str, Any]
+    link: str | None
+    url: str
+    filtered: bool
+
+
+class PutAnswer(NamedTuple):
+    """What a manifest PUT answered: ``Docker-Content-Digest`` and ``OCI-Subject`` (each None when absent)."""
+
+    digest: str | None
+    subject: str | None
+
+
 class RegistryClient:
     """Every operation on one registry host."""
 
@@ -198,12 +214,21 @@ class RegistryClient:
 
     def put_manifest(self, repository: str, reference: str, raw: bytes, media_type: str) -> str | None:
         """PUT manifest bytes as they are; return the digest the registry reports (or None)."""
+        return self.put_manifest_subject(repository, reference, raw, media_type).digest
+
+    def put_manifest_subject(self, repository: str, reference: str, raw: bytes, media_type: str) -> PutAnswer:
+        """PUT manifest bytes as they are; the digest and the ``OCI-Subject`` the registry answered.
+
+        A registry with the OCI 1.1 referrers API answers ``OCI-Subject`` when it accepted a
+        manifest with a ``subject`` (it lists it as a referrer itself); without it, the writer
+        must maintain the ``sha256-<hex>`` fallback index.
+        """
         path = '/v2/%s/manifests/%s' % (repository, reference)
         response = self.api.request('PUT', path, scopes=[scope_for(repository, 'pull,push')],
                                     headers={'Content-Type': media_type}, data=raw, expected=(201, 200, 202),
                                     what='PUT manifest %s:%s' % (repository, reference))
         response.close()
-        return response.headers.get('Docker-Content-Digest')
+        return PutAnswer(response.headers.get('Docker-Content-Digest'), response.headers.get('OCI-Subject'))
 
     def delete_manifest(self, repository: str, reference: str, what: str | None = None) -> None:
         """DELETE a manifest by digest, or a tag (the OCI tag DELETE, where the registry has it)."""
@@ -212,14 +237,17 @@ class RegistryClient:
                                     expected=(200, 202, 204), what=what or 'DELETE %s:%s' % (repository, reference))
         response.close()
 
-    def referrers(self, repository: str, digest: str, artifact_type: str | None = None) -> dict[str, Any] | None:
-        """The OCI referrers index of the manifest ``digest`` (optionally of one ``artifactType``).
+    def referrers_page(self, repository: str, digest: str, artifact_type: str | None = None,
+                       url: str | None = None) -> ReferrersPage | None:
+        """One page of the OCI referrers index of the manifest ``digest``: the first, or the one at ``url``.
 
-        None when the registry has no referrers API (404); an index with no
-        ``manifests`` when nothing refers to it.
+        ``artifact_type`` asks the registry to filter (it may not: ``filtered`` says whether
+        it did, from ``OCI-Filters-Applied``). ``url`` comes from the previous page's ``Link``;
+        following it, and its bounds, are the caller's. None when the registry has no
+        referrers API (404); an index with no ``manifests`` when nothing refers to it.
         """
         validate_digest(digest, what='subject digest')
-        path = _with_query('/v2/%s/referrers/%s' % (repository, digest), artifactType=artifact_type)
+        path = url or _with_query('/v2/%s/referrers/%s' % (repository, digest), artifactType=artifact_type)
         what = 'The referrers of %s@%s' % (repository, digest)
         try:
             response = self.api.request('GET', path, scopes=[scope_for(repository, 'pull')],
@@ -227,12 +255,13 @@ class RegistryClient:
                                         what='GET referrers of %s@%s' % (repository, digest))
         except NotFoundError:
             return None
-        url = self.api.url(path)
-        raw = _read_limited(response, MAX_MANIFEST_SIZE, what, url, self.api.options.timeout)
-        index = parse_json(raw, what, details={'url': redact_url(url)})
+        page_url = path if '://' in path else self.api.url(path)
+        raw = _read_limited(response, MAX_MANIFEST_SIZE, what, page_url, self.api.options.timeout)
+        index = parse_json(raw, what, details={'url': redact_url(page_url)})
         if not isinstance(index, dict) or not isinstance(index.get('manifests', []), list):
-            raise IntegrityError('%s is not an image index' % what, url=url)
-        return index
+            raise IntegrityError('%s is not an image index' % what, url=page_url)
+        applied = [part.strip() for part in (response.headers.get('OCI-Filters-Applied') or '').split(',')]
+        return ReferrersPage(index, response.headers.get('Link'), page_url, 'artifactType' in applied)
 
     # -- listings ---------------------------------------------------------
     def tags_page(self, repository: str, page_size: int | None = None, url: str | None = None,

@@ -18,8 +18,9 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._errors impor
     RegistryError,
     TransportError,
 )
-from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import MAX_INDEX_DEPTH
+from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import MAX_INDEX_DEPTH, OCI_MANIFEST
 from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
+from ansible_collections.imagelayers.registry.plugins.module_utils._referrers import attach, fallback_tag, put_referrer
 from ansible_collections.imagelayers.registry.plugins.module_utils._registry.client import upload_location, with_digest
 from ansible_collections.imagelayers.registry.plugins.module_utils._tagging import PreconditionError, TagConflictError
 from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.registry import client_for, digest_of
@@ -406,3 +407,108 @@ def test_a_source_dripping_a_blob_fails_the_copy_at_its_deadline(source, server)
         copy_parts(src_client, src_ref, client_for(server), dest_ref, workers=1, retries=0)
     assert time.monotonic() - started < 6  # the drip alone would last 8 s
     assert ('prod/app', '1') not in target.manifests
+
+
+# -- referrers found by the OCI 1.1 API or a fallback index --------------------------------------------
+SIGNATURE = 'application/vnd.example.signature'
+SBOM = 'application/vnd.example.sbom'
+
+
+def referrer(registry, subject, artifact_type, payload, repository='app'):
+    """The bytes of an OCI artifact manifest whose subject is ``subject`` of ``repository`` (its blobs stored)."""
+    empty = registry.add_blob(b'{}', repository)
+    layer = registry.add_blob(payload, repository)
+    media_type, data = registry.manifests[(repository, subject)]
+    return json.dumps({
+        'schemaVersion': 2, 'mediaType': OCI_MANIFEST, 'artifactType': artifact_type,
+        'config': {'mediaType': 'application/vnd.oci.empty.v1+json', 'digest': empty, 'size': 2},
+        'layers': [{'mediaType': 'application/octet-stream', 'digest': layer, 'size': len(payload)}],
+        'subject': {'mediaType': media_type, 'digest': subject, 'size': len(data)}}).encode()
+
+
+def index_entries(registry, repository, subject):
+    found = registry.manifests.get((repository, fallback_tag(subject)))
+    return [entry['digest'] for entry in json.loads(found[1])['manifests']] if found else None
+
+
+def test_referrers_from_an_api_registry_are_listed_in_the_fallback_index_of_one_without(source, server):
+    source.configure(referrers_api=True, referrers_page_size=1)
+    subject = source.add_image('app', '1', [b'image layer'])[0]
+    sig = source.add_manifest('app', None, referrer(source, subject, SIGNATURE, b'signature'), OCI_MANIFEST)
+    sbom = source.add_manifest('app', None, referrer(source, subject, SBOM, b'sbom'), OCI_MANIFEST)
+    cosign = source.add_image('app', sig_tag(subject, '.sig'), [b'cosign signature'])[0]
+    src_ref, dest_ref = refs(source, server)
+    extra = copy_parts(client_for(source), src_ref, client_for(server), dest_ref, check_mode=True, referrers=True)[0]
+    assert writes(server) == [] and extra['changed']
+    assert [(r['source'], r['changed'], r['before']) for r in extra['referrers']] == [
+        ('api', True, None), ('api', True, None), ('tag', True, None)]
+
+    extra = copy_parts(client_for(source), src_ref, client_for(server), dest_ref, referrers=True)[0]
+    assert sorted((r['digest'], r['artifact_type']) for r in extra['referrers'][:2]) == sorted(
+        [(sig, SIGNATURE), (sbom, SBOM)])
+    assert extra['referrers'][2]['digest'] == cosign and extra['referrers'][2]['tag'] == sig_tag(subject, '.sig')
+    assert sorted(index_entries(server, 'prod/app', subject)) == sorted([sig, sbom])
+    assert server.manifests[('prod/app', sig)] == source.manifests[('app', sig)]
+    assert server.manifests[('prod/app', sig_tag(subject, '.sig'))][1] == source.manifests[('app', cosign)][1]
+    # The image's tag last: its referrers are there when it appears.
+    assert [p for m, p in writes(server) if '/manifests/' in p][-1] == '/v2/prod/app/manifests/1'
+
+    # Nothing new: no write, and the reads are pinned. Source: HEAD of the tag, 2 referrer pages, the 3
+    # cosign tags, HEAD of the .sig tag. Destination: HEAD of the tag, per API referrer a HEAD and the
+    # fallback index, HEAD of the .sig tag.
+    before_source, before_dest = len(source.requests), len(server.requests)
+    extra = copy_parts(client_for(source), src_ref, client_for(server), dest_ref, referrers=True)[0]
+    assert not extra['changed'] and not any(r['changed'] for r in extra['referrers'])
+    assert [r['before'] for r in extra['referrers']] == [r['digest'] for r in extra['referrers']]
+    assert len(server.requests) - before_dest == 6 and writes(server)[-1][1] == '/v2/prod/app/manifests/1'
+    assert len(source.requests) - before_source == 7
+
+
+def test_referrers_from_a_fallback_index_go_to_the_api_of_the_destination(source, server):
+    server.configure(referrers_api=True)
+    subject = source.add_image('app', '1', [b'image layer'])[0]
+    digest, changed = put_referrer(client_for(source), 'app', referrer(source, subject, SIGNATURE, b'sig'),
+                                   OCI_MANIFEST)
+    assert changed and index_entries(source, 'app', subject) == [digest]
+    src_ref, dest_ref = refs(source, server)
+    extra = copy_parts(client_for(source), src_ref, client_for(server), dest_ref, referrers=True)[0]
+    assert [(r['source'], r['digest'], r['tag'], r['changed']) for r in extra['referrers']] == [
+        ('fallback', digest, None, True)]
+    # The source's index is not copied as an image: the destination's API lists the referrer.
+    assert ('prod/app', fallback_tag(subject)) not in server.manifests
+    assert [entry['digest'] for entry in server.referrers_of('prod/app', subject)] == [digest]
+    before = len(writes(server))
+    extra = copy_parts(client_for(source), src_ref, client_for(server), dest_ref, referrers=True)[0]
+    assert not extra['changed'] and len(writes(server)) == before
+
+
+def test_a_referrer_listed_and_tagged_keeps_both_at_the_destination(source, server):
+    source.configure(referrers_api=True)
+    subject = source.add_image('app', '1', [b'image layer'])[0]
+    both = source.add_manifest('app', sig_tag(subject, '.att'), referrer(source, subject, SIGNATURE, b'att'),
+                               OCI_MANIFEST)
+    src_ref, dest_ref = refs(source, server)
+    extra = copy_parts(client_for(source), src_ref, client_for(server), dest_ref, referrers=True)[0]
+    assert [(r['source'], r['digest'], r['tag'], r['changed']) for r in extra['referrers']] == [
+        ('api', both, sig_tag(subject, '.att'), True)]
+    assert index_entries(server, 'prod/app', subject) == [both]
+    assert server.manifests[('prod/app', sig_tag(subject, '.att'))][1] == source.manifests[('app', both)][1]
+    before = len(writes(server))
+    extra = copy_parts(client_for(source), src_ref, client_for(server), dest_ref, referrers=True)[0]
+    assert not extra['changed'] and len(writes(server)) == before
+
+
+def test_a_referrer_already_copied_is_added_to_an_index_that_lacks_it(source, server):
+    source.configure(referrers_api=True)
+    subject = source.add_image('app', '1', [b'image layer'])[0]
+    raw = referrer(source, subject, SIGNATURE, b'sig')
+    sig = source.add_manifest('app', None, raw, OCI_MANIFEST)
+    other = {'mediaType': OCI_MANIFEST, 'digest': 'sha256:' + '9' * 64, 'size': 9, 'artifactType': SBOM}
+    src_ref, dest_ref = refs(source, server)
+    copy_image(client_for(source), src_ref, client_for(server), dest_ref)  # the image alone
+    attach(client_for(server), 'prod/app', subject, other)                  # someone else's referrer
+    server.add_manifest('prod/app', None, raw, OCI_MANIFEST)                # ours stored, not listed
+    extra = copy_parts(client_for(source), src_ref, client_for(server), dest_ref, referrers=True)[0]
+    assert [(r['digest'], r['changed'], r['before'], r['blobs_copied']) for r in extra['referrers']] == [
+        (sig, True, None, 0)]
+    assert index_entries(server, 'prod/app', subject) == [other['digest'], sig]  # merged, nothing lost

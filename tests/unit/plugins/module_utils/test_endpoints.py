@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Endpoints of the client no module uses yet: the catalog and the referrers API, against a scripted server."""
+"""Endpoints of the client: the catalog, the referrers API and the OCI-Subject answer, against a scripted server."""
 
 from __future__ import annotations
 
@@ -71,31 +71,58 @@ def test_a_catalog_page_is_read_up_to_the_limit(server):
 
 
 # -- referrers ----------------------------------------------------------------------------------
-def test_referrers_returns_the_index(server):
-    server.handler = lambda request: (200, {'Content-Type': OCI_INDEX}, json.dumps(INDEX).encode())
+def test_referrers_page_returns_the_index_its_link_and_whether_it_was_filtered(server):
+    link = '</v2/team/app/referrers/%s?page=2>; rel="next"' % SUBJECT
+    answers = iter([(200, {'Content-Type': OCI_INDEX, 'Link': link}, json.dumps(INDEX).encode()),
+                    (200, {'Content-Type': OCI_INDEX, 'OCI-Filters-Applied': 'artifactType'},
+                     json.dumps(INDEX).encode())])
+    server.handler = lambda request: next(answers)
     client = _client(server)
-    assert client.referrers('team/app', SUBJECT) == INDEX
-    assert client.referrers('team/app', SUBJECT, artifact_type=SIGNATURE) == INDEX
+    first = client.referrers_page('team/app', SUBJECT)
+    assert first.document == INDEX and first.link == link and not first.filtered
+    assert first.url == 'http://%s/v2/team/app/referrers/%s' % (server.host, SUBJECT)
+    assert client.referrers_page('team/app', SUBJECT, artifact_type=SIGNATURE).filtered
     assert [r['path'] for r in server.requests] == [
         '/v2/team/app/referrers/%s' % SUBJECT,
         '/v2/team/app/referrers/%s?artifactType=application%%2Fvnd.example.signature' % SUBJECT]
     assert server.requests[0]['headers']['Accept'] == OCI_INDEX
 
 
+def test_referrers_page_follows_the_url_it_is_given(server):
+    server.handler = lambda request: (200, {'Content-Type': OCI_INDEX}, json.dumps(INDEX).encode())
+    client = _client(server)
+    url = 'http://%s/v2/team/app/referrers/%s?page=2' % (server.host, SUBJECT)
+    assert client.referrers_page('team/app', SUBJECT) is not None  # the first page: the scheme is known
+    assert client.referrers_page('team/app', SUBJECT, url=url).url == url
+    assert [r['path'] for r in server.requests] == [
+        '/v2/team/app/referrers/%s' % SUBJECT, '/v2/team/app/referrers/%s?page=2' % SUBJECT]
+
+
 def test_referrers_of_a_registry_without_the_api_is_none(server):
     server.handler = lambda request: (404, JSON, json.dumps({'errors': [{'code': 'NOT_FOUND', 'message': ''}]}).encode())
-    assert _client(server).referrers('team/app', SUBJECT) is None
+    assert _client(server).referrers_page('team/app', SUBJECT) is None
 
 
 def test_referrers_refuse_what_is_not_an_index(server):
     server.handler = lambda request: (200, JSON, b'["not", "an", "index"]')
     with pytest.raises(IntegrityError) as excinfo:
-        _client(server).referrers('team/app', SUBJECT)
+        _client(server).referrers_page('team/app', SUBJECT)
     assert 'is not an image index' in excinfo.value.msg
 
 
 def test_referrers_want_a_digest(server):
     with pytest.raises(InvalidInputError) as excinfo:
-        _client(server).referrers('team/app', 'latest')
+        _client(server).referrers_page('team/app', 'latest')
     assert 'Invalid subject digest' in excinfo.value.msg
     assert server.requests == []
+
+
+def test_a_manifest_put_tells_the_oci_subject_header(server):
+    answers = iter([(201, {'Docker-Content-Digest': SUBJECT, 'OCI-Subject': 'sha256:' + 'c' * 64}, b''),
+                    (201, {'Docker-Content-Digest': SUBJECT}, b'')])
+    server.handler = lambda request: next(answers)
+    client = _client(server)
+    assert client.put_manifest_subject('team/app', SUBJECT, b'{}', OCI_MANIFEST) == (SUBJECT, 'sha256:' + 'c' * 64)
+    assert client.put_manifest_subject('team/app', SUBJECT, b'{}', OCI_MANIFEST) == (SUBJECT, None)
+    assert [(r['method'], r['path'], r['headers']['Content-Type']) for r in server.requests] == [
+        ('PUT', '/v2/team/app/manifests/%s' % SUBJECT, OCI_MANIFEST)] * 2

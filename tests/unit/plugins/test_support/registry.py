@@ -6,7 +6,10 @@ It reads (manifests by tag or digest, blobs with Range, tag lists with Link pagi
 uploads with a digest check, cross-repository mounts, manifest PUTs), deletes (manifests by digest,
 OCI tag DELETE where ``delete_mode`` allows it) and fails on demand: ``fault(request)`` as
 ``servers.FAULTS`` says, or a test's own ``handler`` that answers some requests itself and hands
-the others to ``registry.handle``. Every request is recorded in ``requests``.
+the others to ``registry.handle``. Every request is recorded in ``requests``. With
+``referrers_api`` it is an OCI 1.1 registry: a manifest PUT with a ``subject`` is answered with
+``OCI-Subject``, and ``GET /v2/<name>/referrers/<digest>`` lists what refers to a manifest, in
+pages of ``referrers_page_size``, filtered by ``artifactType`` unless ``referrers_filter`` is off.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import hashlib
 import json
 import re
 import time
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from ansible_collections.imagelayers.registry.plugins.module_utils._manifest import (
     DOCKER_MANIFEST,
@@ -32,7 +35,8 @@ JSON = {'Content-Type': 'application/json'}
 ROUTES = [(re.compile(r'^/v2/(.+)/blobs/uploads/(.*)$'), '_upload'),
           (re.compile(r'^/v2/(.+)/blobs/([^/]+)$'), '_blob'),
           (re.compile(r'^/v2/(.+)/manifests/([^/]+)$'), '_manifest'),
-          (re.compile(r'^/v2/(.+)/tags/(list)$'), '_tags')]
+          (re.compile(r'^/v2/(.+)/tags/(list)$'), '_tags'),
+          (re.compile(r'^/v2/(.+)/referrers/([^/]+)$'), '_referrers')]
 # delete_mode: how DELETE /v2/<name>/manifests/<reference> behaves.
 #   'oci': tags and digests can be deleted; 'distribution': a tag DELETE is 400 DIGEST_INVALID;
 #   'no-tag-delete': a tag DELETE is 405 UNSUPPORTED; 'tag-delete-404': a tag DELETE is not routed (404);
@@ -99,6 +103,9 @@ class Registry(ScriptedServer):
         self.delete_mode = 'distribution'  # one of DELETE_MODES
         self.immutable = False             # refuse a PUT over an existing tag (400 TAG_INVALID)
         self.digest_header = True          # answer manifests with Docker-Content-Digest
+        self.referrers_api = False         # the OCI 1.1 referrers API (else its path is 404, as distribution 2.8)
+        self.referrers_page_size = 0       # referrers per page (0: all in one)
+        self.referrers_filter = True       # apply the artifactType filter (and say so in OCI-Filters-Applied)
         self.uploads = 0
         self.handler = self.handle
         self.configure(**behaviour)
@@ -106,7 +113,8 @@ class Registry(ScriptedServer):
     def configure(self, **behaviour):
         """Set behaviour switches by name; returns the registry."""
         for name, value in behaviour.items():
-            if name not in ('location_style', 'strict', 'delete_mode', 'immutable', 'digest_header'):
+            if name not in ('location_style', 'strict', 'delete_mode', 'immutable', 'digest_header', 'referrers_api',
+                            'referrers_page_size', 'referrers_filter'):
                 raise TypeError('Registry has no behaviour %r' % name)
             setattr(self, name, value)
         return self
@@ -250,7 +258,44 @@ class Registry(ScriptedServer):
         media_type = request['headers'].get('Content-Type')
         digest = self.add_manifest(repository, None, body, media_type)
         self.manifests[(repository, reference)] = (media_type, body)
-        return 201, self._digest_header({}, digest), b''
+        headers = self._digest_header({}, digest)
+        subject = _subject(body)
+        if self.referrers_api and subject:
+            headers['OCI-Subject'] = subject
+        return 201, headers, b''
+
+    def referrers_of(self, repository, subject):
+        """The descriptors of the manifests of ``repository`` whose subject is ``subject``, by digest."""
+        found = []
+        for (name, reference), (media_type, data) in sorted(self.manifests.items()):
+            if name != repository or not is_digest(reference) or _subject(data) != subject:
+                continue
+            document = json.loads(data)
+            artifact_type = document.get('artifactType') or (document.get('config') or {}).get('mediaType')
+            entry = {'mediaType': media_type, 'digest': reference, 'size': len(data)}
+            if artifact_type:
+                entry['artifactType'] = artifact_type
+            if document.get('annotations'):
+                entry['annotations'] = document['annotations']
+            found.append(entry)
+        return found
+
+    def _referrers(self, request, repository, subject, query):
+        if not self.referrers_api:
+            return registry_error(404, 'NOT_FOUND')
+        entries = self.referrers_of(repository, subject)
+        headers = {'Content-Type': OCI_INDEX}
+        wanted = (query.get('artifactType') or [None])[0]
+        if wanted and self.referrers_filter:
+            entries = [entry for entry in entries if entry.get('artifactType') == wanted]
+            headers['OCI-Filters-Applied'] = 'artifactType'
+        start = int((query.get('_page') or ['0'])[0])
+        size = self.referrers_page_size or len(entries) or 1
+        if start + size < len(entries):
+            params = urlencode([('_page', start + size)] + ([('artifactType', wanted)] if wanted else []))
+            headers['Link'] = '</v2/%s/referrers/%s?%s>; rel="next"' % (repository, subject, params)
+        body = {'schemaVersion': 2, 'mediaType': OCI_INDEX, 'manifests': entries[start:start + size]}
+        return 200, headers, json.dumps(body).encode()
 
     def _delete_manifest(self, repository, reference):
         if self.delete_mode == 'disabled':
@@ -280,6 +325,15 @@ class Registry(ScriptedServer):
             tags = tags[:size]
             headers['Link'] = '</v2/%s/tags/list?n=%d&last=%s>; rel="next"' % (repository, size, tags[-1])
         return 200, headers, json.dumps({'name': repository, 'tags': tags}).encode()
+
+
+def _subject(data):
+    """The subject digest of manifest bytes, or None."""
+    try:
+        subject = json.loads(data).get('subject')
+    except (ValueError, AttributeError):
+        return None
+    return subject.get('digest') if isinstance(subject, dict) else None
 
 
 class Repository:
