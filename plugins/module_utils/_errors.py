@@ -123,8 +123,23 @@ class IntegrityError(RegistryError):
     """Content whose digest or size is not what it must be."""
 
 
+class MissingLibraryError(RegistryError):
+    """An option needs a Python library that is not installed on the host running the module."""
+
+    def __init__(self, library: str, reason: str, import_error: Optional[str] = None) -> None:
+        super().__init__('The Python library %s is required to %s' % (library, reason),
+                         details={'missing_library': library})
+        self.library = library
+        self.reason = reason
+        self.import_error = import_error
+
+
 def fail_from_error(module: Any, error: RegistryError, **result: Any) -> None:
     """The single failure path of every module."""
     fields = error.to_result()
     fields.update(result)
+    if isinstance(error, MissingLibraryError):
+        from ansible.module_utils.basic import missing_required_lib  # modules only: plugins never get here
+        module.fail_json(msg=missing_required_lib(error.library, reason=error.reason),
+                         exception=error.import_error, **fields)
     module.fail_json(msg=error.msg, **fields)

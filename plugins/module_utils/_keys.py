@@ -21,7 +21,10 @@ import re
 import traceback
 from typing import Any, Optional, Union
 
-from ansible_collections.imagelayers.registry.plugins.module_utils._errors import InvalidInputError, RegistryError
+from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
+    InvalidInputError,
+    MissingLibraryError,
+)
 
 HAS_CRYPTOGRAPHY: bool
 CRYPTOGRAPHY_IMPORT_ERROR: Optional[str]
@@ -63,20 +66,10 @@ else:  # pragma: no cover - only the names are needed
     PrivateKey = Any  # type: ignore[misc]
 
 
-class MissingLibraryError(RegistryError):
-    """An option needs a Python library that is not installed on the host running the module."""
-
-    def __init__(self, library: str, reason: str) -> None:
-        super().__init__('The Python library %s is required to %s' % (library, reason),
-                         details={'missing_library': library})
-        self.library = library
-        self.reason = reason
-
-
 def require_cryptography(reason: str) -> None:
     """Raise :class:`MissingLibraryError` unless ``cryptography`` imported."""
     if not HAS_CRYPTOGRAPHY:
-        raise MissingLibraryError('cryptography', reason)
+        raise MissingLibraryError('cryptography', reason, CRYPTOGRAPHY_IMPORT_ERROR)
 
 
 def pem_blocks(text: str) -> list[tuple[str, bytes]]:
@@ -226,7 +219,7 @@ def _load_pem_private_key(pem: str, passphrase: Optional[str]) -> Any:
 def _load_cosign_key(pem: str, passphrase: Optional[str]) -> Any:
     """cosign's format: JSON ``{kdf: scrypt, cipher: nacl/secretbox, ciphertext}``, plaintext PKCS#8 DER."""
     if not HAS_NACL:
-        raise MissingLibraryError('PyNaCl', 'use a cosign encrypted private key')
+        raise MissingLibraryError('PyNaCl', 'use a cosign encrypted private key', NACL_IMPORT_ERROR)
     document = _cosign_document(pem)
     try:
         kdf, cipher = document['kdf'], document['cipher']
