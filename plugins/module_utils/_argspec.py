@@ -125,3 +125,39 @@ def side_argument_spec(prefix: str) -> ArgumentSpec:
         mutually_exclusive=[(prefix + 'password', prefix + 'token'), (prefix + 'username', prefix + 'token')],
         required_together=[(prefix + 'username', prefix + 'password')],
     )
+
+
+# -- signatures: signature_verify's options, copy's verify_signatures and sign ----------------
+def verification_argument_spec() -> ArgumentSpec:
+    """What a signature must verify with: PEM keys, or a keyless identity (``signature_verify``'s
+    options, and the suboptions of ``copy``'s ``verify_signatures``)."""
+    return ArgumentSpec({
+        'keys': {'type': 'list', 'elements': 'str', 'no_log': False},
+        'certificate_identity': {'type': 'str'},
+        'certificate_identity_regexp': {'type': 'str'},
+        'certificate_oidc_issuer': {'type': 'str'},
+        'certificate_oidc_issuer_regexp': {'type': 'str'},
+        'trusted_roots': {'type': 'str'},
+        'rekor_public_key': {'type': 'str', 'no_log': False},
+    }, mutually_exclusive=[('certificate_identity', 'certificate_identity_regexp'),
+                           ('certificate_oidc_issuer', 'certificate_oidc_issuer_regexp')])
+
+
+def signing_argument_spec() -> ArgumentSpec:
+    """The key a signature is made with (``sign``'s options, and the suboptions of ``copy``'s ``sign``)."""
+    return ArgumentSpec({
+        'key': {'type': 'str', 'required': True, 'no_log': True},
+        'passphrase': {'type': 'str', 'no_log': True},
+        'format': {'type': 'str', 'default': 'simplesigning', 'choices': ['simplesigning', 'bundle']},
+    })
+
+
+def suboptions(spec: ArgumentSpec, **extra: Any) -> dict[str, Any]:
+    """``spec`` as the ``options`` of a dict option, with its rules."""
+    option: dict[str, Any] = {'type': 'dict', 'options': spec.argument_spec}
+    option.update((name, rules) for name, rules in (('mutually_exclusive', spec.mutually_exclusive),
+                                                    ('required_together', spec.required_together),
+                                                    ('required_one_of', spec.required_one_of),
+                                                    ('required_if', spec.required_if)) if rules)
+    option.update(extra)
+    return option

@@ -67,6 +67,8 @@ class CopyOutcome(PublishOutcome):
     src_ref: Any = None
     source_digest: str = ''
     referrers: Optional[List[Dict[str, Any]]] = None  # one entry per referrer, when asked for
+    signatures: Optional[List[Dict[str, Any]]] = None  # the source's, examined by the gate (verify_signatures)
+    signature: Any = None  # _signatures.SignOutcome of the destination, with sign
 
     @property
     def digest_changed(self) -> bool:
@@ -78,7 +80,22 @@ class CopyOutcome(PublishOutcome):
                        'src': self.src_ref.name})
         if self.referrers is not None:
             add_referrers(result, self.referrers)
+        if self.signatures is not None:
+            result['signatures'] = self.signatures
+        if self.signature is not None:
+            add_signature(result, self.signature.to_result())
         return result
+
+
+def add_signature(result: Dict[str, Any], signed: Dict[str, Any]) -> Dict[str, Any]:
+    """Fold the destination's signing into a copy's result: ``signature``, ``changed`` and the diff's ``signatures``."""
+    result['signature'] = signed['signature']
+    result['changed'] = result['changed'] or signed['changed']
+    diff = result.get('diff')
+    if diff is not None and 'diff' in signed:
+        diff['before']['signatures'] = signed['diff']['before']
+        diff['after']['signatures'] = signed['diff']['after']
+    return result
 
 
 def add_referrers(result: Dict[str, Any], referrers: List[Dict[str, Any]]) -> Dict[str, Any]:
@@ -285,19 +302,61 @@ class _Copy:
 
 def copy_image(src_client: Any, src_ref: Any, dest_client: Any, dest_ref: Any, ctx: Optional[RunContext] = None,
                platforms: Optional[List[str]] = None, overwrite: bool = True, expected_digest: Optional[str] = None,
-               referrers: bool = False) -> CopyOutcome:
+               referrers: bool = False, verify_signatures: Optional[Dict[str, Any]] = None,
+               require_artifact_types: Optional[List[str]] = None,
+               sign: Optional[Dict[str, Any]] = None) -> CopyOutcome:
     """Copy the image ``src_ref`` names to ``dest_ref``.
 
     With ``referrers``, the signatures, attestations and SBOMs of the image (see
     :func:`copy_referrers`) are copied too, after every check and before the image
     itself, so they are there when the tag appears; ``outcome.referrers`` lists them.
+    ``verify_signatures`` (signature_verify's options) and ``require_artifact_types`` gate
+    the copy on the source's digest before anything is written; ``sign`` (sign's options)
+    signs what the destination holds afterwards.
     """
     ctx = ctx or RunContext()
     check_workers(ctx.workers)
     copy = _Copy(src_client, src_ref, dest_client, dest_ref, ctx, parse_platforms(platforms), overwrite, referrers)
+    signer = _signer(sign)  # a wrong key or passphrase fails before any request
     copy.found = resolve_source(src_client, src_ref)
     check_expected_digest(copy.found['digest'], expected_digest, src_ref.name)
-    return copy.run()
+    signatures = _gate(src_client, src_ref, copy.found['digest'], verify_signatures, require_artifact_types)
+    outcome = copy.run()
+    outcome.signatures = signatures
+    if signer is not None and sign is not None:
+        outcome.signature = _sign_destination(dest_client, dest_ref, outcome.plan, signer, sign['format'], ctx)
+    return outcome
+
+
+# -- trust: the gate before a copy, the signature after it ------------------------------
+# _signatures is imported only by a copy that asks for it: it loads cryptography, some 35 ms.
+def _gate(src_client: Any, src_ref: Any, digest: str, verify: Optional[Dict[str, Any]],
+          require_artifact_types: Optional[List[str]]) -> Optional[List[Dict[str, Any]]]:
+    """The source's signatures examined by the gate (None when not asked); raises unless the gate passes."""
+    if verify is None and not require_artifact_types:
+        return None
+    from ansible_collections.imagelayers.registry.plugins.module_utils import _signatures
+    verifier = _signatures.verifier_from_params(verify) if verify is not None else None
+    return _signatures.verify_gate(src_client, src_ref.repository, digest, verifier, require_artifact_types,
+                                   name=src_ref.repository_name)
+
+
+def _signer(sign: Optional[Dict[str, Any]]) -> Any:
+    if sign is None:
+        return None
+    from ansible_collections.imagelayers.registry.plugins.module_utils._sigstore import Signer
+    return Signer(sign['key'], sign.get('passphrase'))
+
+
+def _sign_destination(dest_client: Any, dest_ref: Any, plan: ImagePlan, signer: Any, fmt: str,
+                      ctx: RunContext) -> Any:
+    """Sign the digest the destination holds now (or would, in check mode)."""
+    from ansible_collections.imagelayers.registry.plugins.module_utils._signatures import sign_image
+    top = plan.top
+    size = getattr(top, 'size', None)
+    subject = {'media_type': top.media_type, 'size': size} if isinstance(size, int) else None
+    return sign_image(dest_client, dest_ref.repository, plan.digest, dest_ref.repository_name, signer, fmt, ctx,
+                      subject=subject)
 
 
 # -- referrers: signatures, attestations, SBOMs ---------------------------------------

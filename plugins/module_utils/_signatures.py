@@ -245,51 +245,53 @@ def find_signatures(client: RegistryClient, repository: str, digest: str, verifi
     return entries
 
 
-def verify_gate(client: RegistryClient, repository: str, digest: str, verifier: Verifier,
+def verify_gate(client: RegistryClient, repository: str, digest: str, verifier: Optional[Verifier],
                 require_artifact_types: Optional[Sequence[str]] = None, name: Optional[str] = None) -> list[Entry]:
     """Raise SignatureVerificationError unless a signature of ``digest`` verifies (and the kinds required exist).
 
     Looks under ``sha256-<hex>.sig`` first and stops at the first signature that verifies:
     one key-based signature there costs two requests (its manifest and its payload). Only
     when none verifies there, or artifact types are required, are the referrers discovered.
+    Without a ``verifier``, only the kinds of referrer required are checked.
     """
     validate_digest(digest, what='image digest')
-    entries = _sig_tag_entries(client, repository, digest, verifier)
-    verified = any(entry['verified'] for entry in entries)
+    entries = _sig_tag_entries(client, repository, digest, verifier) if verifier is not None else []
+    verified = verifier is None or any(entry['verified'] for entry in entries)
     missing: list[str] = []
     if not verified or require_artifact_types:
         seen = set(entry['digest'] for entry in entries)
         referrers = discover(client, repository, digest)
         for referrer in referrers:
             fmt = signature_format(referrer)
-            if verified or fmt is None or referrer.digest in seen:
+            if verified or verifier is None or fmt is None or referrer.digest in seen:
                 continue
             entries.extend(_verify_referrer(client, repository, digest, referrer, fmt, verifier, stop_early=True))
             verified = any(entry['verified'] for entry in entries)
         present = set(referrer.artifact_type for referrer in referrers)
         missing = [kind for kind in require_artifact_types or [] if kind not in present]
     if not verified or missing:
-        raise verification_error(name or '%s/%s' % (client.api_host, repository), digest, entries, missing)
+        raise verification_error(name or '%s/%s' % (client.api_host, repository), digest, entries, missing,
+                                 signatures_checked=verifier is not None)
     return entries
 
 
-def verification_error(name: str, digest: str, entries: list[Entry],
-                       missing: Sequence[str] = ()) -> SignatureVerificationError:
+def verification_error(name: str, digest: str, entries: list[Entry], missing: Sequence[str] = (),
+                       signatures_checked: bool = True) -> SignatureVerificationError:
     """The readable refusal: what was found, why none verified, what kind of referrer is missing."""
     image = '%s@%s' % (name, digest)
-    if not entries:
-        problem = '%s has no signature: none under the tag %s, none among its referrers' % (image, sig_tag(digest))
-    elif not any(entry['verified'] for entry in entries):
+    problems = []
+    if signatures_checked and not entries:
+        problems.append('%s has no signature: none under the tag %s, none among its referrers' % (image, sig_tag(digest)))
+    elif signatures_checked and not any(entry['verified'] for entry in entries):
         reasons = ['%s (%s, %s): %s' % (entry['digest'] or entry.get('tag'), entry['format'],
                                         entry.get('tag') or entry['found_in'], entry['reason'])
                    for entry in entries]
-        problem = 'No signature of %s verifies; %d found: %s' % (image, len(entries), '; '.join(reasons))
-    else:
-        problem = 'A signature of %s verifies' % image
+        problems.append('No signature of %s verifies; %d found: %s' % (image, len(entries), '; '.join(reasons)))
+    elif signatures_checked:
+        problems.append('A signature of %s verifies' % image)
     if missing:
-        problem += '%s no referrer of type %s' % ('; and it has' if not entries or problem.startswith('No') else
-                                                  ', but it has', ', '.join(missing))
-    return SignatureVerificationError(problem + '. Nothing was written',
+        problems.append('%s has no referrer of type %s' % ('it' if signatures_checked else image, ', '.join(missing)))
+    return SignatureVerificationError('%s. Nothing was written' % '; '.join(problems),
                                       details={'digest': digest, 'signatures': entries,
                                                'missing_artifact_types': list(missing)})
 

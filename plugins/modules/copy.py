@@ -104,6 +104,64 @@ options:
         destination's own C(sha256-<hex>) index, merged with what that index already lists.
     type: bool
     default: false
+  verify_signatures:
+    description:
+      - A gate. Before anything is written, a cosign signature of the digest O(src) resolves to must verify,
+        as M(imagelayers.registry.signature_verify) checks it, or the task fails and writes nothing.
+      - The source's C(sha256-<hex>.sig) tag is read first, and the gate stops at the first signature that
+        verifies; only when none does there are the referrers discovered. RV(signatures) lists those examined.
+    type: dict
+    suboptions:
+      keys:
+        description: PEM public keys (ECDSA P-256 or P-384, RSA, Ed25519); a signature made with any of them verifies.
+        type: list
+        elements: str
+      certificate_identity:
+        description: Keyless. The identity (URI or e-mail subject alternative name) the signing certificate must have.
+        type: str
+      certificate_identity_regexp:
+        description: Keyless. A Python regular expression the certificate's identity must match (C(re.fullmatch)).
+        type: str
+      certificate_oidc_issuer:
+        description: Keyless. The OIDC issuer the certificate must name in its Fulcio extension.
+        type: str
+      certificate_oidc_issuer_regexp:
+        description: Keyless. A Python regular expression the certificate's issuer must match (C(re.fullmatch)).
+        type: str
+      trusted_roots:
+        description: Keyless. The Fulcio root and intermediates (PEM text, or a file on the managed host).
+        type: str
+      rekor_public_key:
+        description: Keyless. The Rekor public key (PEM text, or a file on the managed host).
+        type: str
+  require_artifact_types:
+    description:
+      - A gate. Before anything is written, the source image must have a referrer (found as O(referrers)
+        finds them) of each of these artifact types, for example V(application/spdx+json) for an SBOM, or the
+        task fails and writes nothing.
+    type: list
+    elements: str
+  sign:
+    description:
+      - After the copy, sign the digest the destination holds, as M(imagelayers.registry.sign) does, and as
+        idempotently, unchanged when the key's signature is there already. RV(signature) says what was
+        written. In check mode nothing is written.
+    type: dict
+    suboptions:
+      key:
+        description: The private key, PEM text (PKCS#8, optionally encrypted, or cosign's encrypted format).
+        type: str
+        required: true
+      passphrase:
+        description: The passphrase of an encrypted O(sign.key).
+        type: str
+      format:
+        description: V(simplesigning) (the C(sha256-<hex>.sig) tag) or V(bundle) (a sigstore bundle referrer).
+        type: str
+        choices: [simplesigning, bundle]
+        default: simplesigning
+requirements:
+  - cryptography (on the managed host), only with O(verify_signatures) or O(sign)
 notes:
   - Within one registry, blobs are mounted with C(POST /v2/<dest>/blobs/uploads/?mount=<digest>&from=<src>); a
     registry that answers 202 (no mount) gets an upload instead.
@@ -140,6 +198,18 @@ EXAMPLES = r'''
     dest: registry.prod.example.com/app:1.4.2
     referrers: true
 
+- name: Promote only what CI signed, and sign it as promoted
+  imagelayers.registry.copy:
+    src: dev.example.com/app@{{ tested_digest }}
+    dest: prod.example.com/app:1.4.2
+    referrers: true
+    verify_signatures:
+      keys: ["{{ lookup('file', 'ci-signing.pub') }}"]
+    require_artifact_types: [application/spdx+json]
+    sign:
+      key: "{{ lookup('file', 'promote.key') }}"
+      passphrase: "{{ vault_promote_key_pass }}"
+
 - name: Copy into another repository of the same registry (blobs are mounted, not transferred)
   imagelayers.registry.copy:
     src: registry.example.com/builds/app:build-812
@@ -159,6 +229,28 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+signatures:
+  description:
+    - With O(verify_signatures), the source's signatures the gate examined, as
+      M(imagelayers.registry.signature_verify) lists them (C(digest), C(format), C(found_in), C(tag),
+      C(key_fingerprint), C(identity), C(issuer), C(verified), C(reason)).
+  returned: when O(verify_signatures) or O(require_artifact_types) is set
+  type: list
+  elements: dict
+signature:
+  description: With O(sign), the signature of the destination's digest, as M(imagelayers.registry.sign) returns it.
+  returned: when O(sign) is set
+  type: dict
+  contains:
+    digest:
+      description: The digest of the signature manifest; null in check mode when one would be written.
+      type: str
+    format:
+      description: V(simplesigning) or V(bundle).
+      type: str
+    tag:
+      description: The tag of the signature manifest (simple signing).
+      type: str
 src:
   description: The normalised reference of O(src).
   returned: always
@@ -287,6 +379,11 @@ tags:
       changed: true
 '''
 
+from ansible_collections.imagelayers.registry.plugins.module_utils._argspec import (
+    signing_argument_spec,
+    suboptions,
+    verification_argument_spec,
+)
 from ansible_collections.imagelayers.registry.plugins.module_utils._context import DEFAULT_WORKERS
 from ansible_collections.imagelayers.registry.plugins.module_utils._copy import copy_image
 from ansible_collections.imagelayers.registry.plugins.module_utils._module import RegistryModule
@@ -307,7 +404,9 @@ def run(rm):
     outcome = copy_image(
         rm.client(src_ref, 'src_'), src_ref, rm.client(dest_ref, 'dest_'), dest_ref,
         rm.context(workers=params['workers']), platforms=params['platforms'], overwrite=params['overwrite'],
-        expected_digest=params['expected_digest'], referrers=params['referrers'])
+        expected_digest=params['expected_digest'], referrers=params['referrers'],
+        verify_signatures=params['verify_signatures'], require_artifact_types=params['require_artifact_types'],
+        sign=params['sign'])
     return outcome.to_result()
 
 
@@ -320,6 +419,9 @@ def main() -> None:
         'expected_digest': {'type': 'str'},
         'workers': {'type': 'int', 'default': DEFAULT_WORKERS},
         'referrers': {'type': 'bool', 'default': False},
+        'verify_signatures': suboptions(verification_argument_spec()),
+        'require_artifact_types': {'type': 'list', 'elements': 'str'},
+        'sign': suboptions(signing_argument_spec(), no_log=False),
     }, sides=('src_', 'dest_'))
     rm.run(run)
 

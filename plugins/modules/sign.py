@@ -124,6 +124,7 @@ signature:
     tag: sha256-7e1a4e2d11e2ac7a8c3f768d4166c2defeb09d2a750b010412b6ea13de1efb19.sig
 '''
 
+from ansible_collections.imagelayers.registry.plugins.module_utils._argspec import signing_argument_spec
 from ansible_collections.imagelayers.registry.plugins.module_utils._module import RegistryModule
 from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
 from ansible_collections.imagelayers.registry.plugins.module_utils._signatures import sign_reference
@@ -138,12 +139,9 @@ def run(rm: RegistryModule) -> dict:
 
 
 def main() -> None:
-    rm = RegistryModule(argument_spec={
-        'image': {'type': 'str', 'required': True},
-        'key': {'type': 'str', 'required': True, 'no_log': True},
-        'passphrase': {'type': 'str', 'no_log': True},
-        'format': {'type': 'str', 'default': 'simplesigning', 'choices': ['simplesigning', 'bundle']},
-    })
+    spec = signing_argument_spec()
+    spec.argument_spec['image'] = {'type': 'str', 'required': True}
+    rm = RegistryModule(argument_spec=spec.argument_spec)
     rm.run(run)
 
 

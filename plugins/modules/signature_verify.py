@@ -161,6 +161,7 @@ signatures:
       reason: null
 '''
 
+from ansible_collections.imagelayers.registry.plugins.module_utils._argspec import verification_argument_spec
 from ansible_collections.imagelayers.registry.plugins.module_utils._module import RegistryModule
 from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
 from ansible_collections.imagelayers.registry.plugins.module_utils._signatures import (
@@ -176,17 +177,9 @@ def run(rm: RegistryModule) -> dict:
 
 
 def main() -> None:
-    rm = RegistryModule(argument_spec={
-        'image': {'type': 'str', 'required': True},
-        'keys': {'type': 'list', 'elements': 'str', 'no_log': False},
-        'certificate_identity': {'type': 'str'},
-        'certificate_identity_regexp': {'type': 'str'},
-        'certificate_oidc_issuer': {'type': 'str'},
-        'certificate_oidc_issuer_regexp': {'type': 'str'},
-        'trusted_roots': {'type': 'str'},
-        'rekor_public_key': {'type': 'str', 'no_log': False},
-    }, mutually_exclusive=[('certificate_identity', 'certificate_identity_regexp'),
-                           ('certificate_oidc_issuer', 'certificate_oidc_issuer_regexp')])
+    spec = verification_argument_spec()
+    spec.argument_spec['image'] = {'type': 'str', 'required': True}
+    rm = RegistryModule(argument_spec=spec.argument_spec, mutually_exclusive=spec.mutually_exclusive)
     rm.run(run)
 
 
