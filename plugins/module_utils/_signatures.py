@@ -27,6 +27,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from ansible_collections.imagelayers.registry.plugins.module_utils._blobs import MemorySink, fetch_blob
@@ -344,6 +345,7 @@ def _dumps(document: dict[str, Any]) -> bytes:
     return json.dumps(document, separators=(',', ':')).encode('utf-8')
 
 
+@dataclass
 class SignOutcome:
     """What ``sign`` did (in check mode, would do): ``to_result()`` is the module's result.
 
@@ -352,16 +354,14 @@ class SignOutcome:
     signer's own can be checked without the others' public keys).
     """
 
-    def __init__(self, digest: str, fmt: str, changed: bool, signature_digest: Optional[str],
-                 tag: Optional[str], before: dict[str, Any], after: dict[str, Any], ctx: RunContext) -> None:
-        self.digest = digest
-        self.fmt = fmt
-        self.changed = changed
-        self.signature_digest = signature_digest
-        self.tag = tag
-        self.before = before
-        self.after = after
-        self.ctx = ctx
+    digest: str
+    fmt: str
+    changed: bool
+    signature_digest: Optional[str]
+    tag: Optional[str]
+    before: dict[str, Any]
+    after: dict[str, Any]
+    ctx: RunContext
 
     def to_result(self) -> dict[str, Any]:
         signature: dict[str, Any] = {'digest': self.signature_digest, 'format': self.fmt}
