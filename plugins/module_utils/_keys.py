@@ -16,10 +16,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import importlib.util
 import json
 import re
 import traceback
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
     InvalidInputError,
@@ -29,7 +30,6 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._errors impor
 HAS_CRYPTOGRAPHY: bool
 CRYPTOGRAPHY_IMPORT_ERROR: Optional[str]
 try:
-    from cryptography import x509
     from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
@@ -42,14 +42,30 @@ except ImportError:  # the module reports missing_required_lib('cryptography')
 
 HAS_NACL: bool
 NACL_IMPORT_ERROR: Optional[str]
+# PyNaCl is looked for here and imported only to decrypt a cosign key; cryptography's x509 only for
+# certificates (keyless). A key-based gate in copy is spared the 25 ms the two imports take.
 try:
-    import nacl.exceptions
-    import nacl.secret
-    HAS_NACL = True
-    NACL_IMPORT_ERROR = None
+    HAS_NACL = importlib.util.find_spec('nacl') is not None
+    NACL_IMPORT_ERROR = None if HAS_NACL else 'No module named nacl'
 except ImportError:  # the module reports missing_required_lib('PyNaCl')
     HAS_NACL = False
     NACL_IMPORT_ERROR = traceback.format_exc()
+
+if TYPE_CHECKING:
+    from cryptography import x509 as x509_types
+
+
+def x509() -> Any:
+    """cryptography's ``x509``, imported on first use."""
+    require_cryptography('verify certificates')
+    from cryptography import x509 as module  # pylint: disable=import-outside-toplevel
+    return module
+
+
+def _secretbox() -> Any:
+    from nacl import exceptions, secret  # pylint: disable=import-outside-toplevel
+    return secret.SecretBox, exceptions.CryptoError
+
 
 # PEM labels of cosign's own encrypted private key (the second is what cosign 2+ writes).
 COSIGN_KEY_LABELS = ('ENCRYPTED COSIGN PRIVATE KEY', 'ENCRYPTED SIGSTORE PRIVATE KEY')
@@ -163,7 +179,7 @@ def _verifications(key: PublicKey, prehashed: bool) -> list[Any]:
     return []
 
 
-def verify_issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+def verify_issued_by(cert: 'x509_types.Certificate', issuer: 'x509_types.Certificate') -> bool:
     """Whether ``issuer`` signed ``cert`` (names and signature)."""
     if cert.issuer != issuer.subject:
         return False
@@ -177,7 +193,7 @@ def verify_issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
         return False
 
 
-def verify_certificate_signature(cert: x509.Certificate, key: Any) -> None:
+def verify_certificate_signature(cert: 'x509_types.Certificate', key: Any) -> None:
     """The issuer's signature over ``cert``'s TBS bytes; raises InvalidSignature (or TypeError) if not."""
     algorithm = cert.signature_hash_algorithm
     if isinstance(key, ed25519.Ed25519PublicKey):
@@ -238,9 +254,10 @@ def _load_cosign_key(pem: str, passphrase: Optional[str]) -> Any:
         raise InvalidInputError('key asks for scrypt parameters out of range (N=%d, r=%d, p=%d)' % (n, r, p))
     secret = hashlib.scrypt((passphrase or '').encode('utf-8'), salt=salt, n=n, r=r, p=p,
                             maxmem=memory + 16 * 1024 * 1024, dklen=32)
+    secret_box, crypto_error = _secretbox()
     try:
-        der = nacl.secret.SecretBox(secret).decrypt(ciphertext, nonce)
-    except (nacl.exceptions.CryptoError, ValueError, TypeError):
+        der = secret_box(secret).decrypt(ciphertext, nonce)
+    except (crypto_error, ValueError, TypeError):
         raise InvalidInputError(WRONG_PASSPHRASE)
     try:
         return serialization.load_der_private_key(der, password=None)

@@ -76,7 +76,7 @@ PAYLOAD_LIMIT = 1024 * 1024
 BUNDLE_LIMIT = 16 * 1024 * 1024
 # The artifactType of a simple signing manifest stored as a referrer (cosign 2, OCI 1.1 mode).
 COSIGN_SIG_ARTIFACT_TYPE = 'application/vnd.dev.cosign.artifact.sig.v1+json'
-OCI_CONFIG = 'application/vnd.oci.image.config.v1+json'
+EMPTY_CONFIG = {'mediaType': EMPTY_MEDIA_TYPE, 'digest': EMPTY_DIGEST, 'size': len(EMPTY_DATA)}
 # The annotations cosign 3 puts on a bundle referrer.
 BUNDLE_ANNOTATIONS = {'dev.sigstore.bundle.content': 'dsse-envelope',
                       'dev.sigstore.bundle.predicateType': 'https://sigstore.dev/cosign/sign/v1'}
@@ -424,23 +424,17 @@ def _sign_simplesigning(client: RegistryClient, repository: str, digest: str, do
             return _unchanged(digest, 'simplesigning', existing, tag, len(layers), signer.key_fingerprint, ctx)
     payload, annotations = signer.simplesigning(docker_reference, digest)
     layers.append(_descriptor(SIMPLESIGNING, payload, annotations))
-    config = _cosign_config(layers)
-    raw = _dumps({'schemaVersion': 2, 'mediaType': OCI_MANIFEST, 'config': _descriptor(OCI_CONFIG, config),
-                  'layers': layers})
+    # The OCI empty config, as cosign's OCI 1.1 mode writes it: cosign reads a signature manifest's layers
+    # and annotations, never its config. cosign's .sig image config lists the layers and so changes with
+    # every signature, a second upload; the empty one is uploaded once per repository, then a HEAD.
+    raw = _dumps({'schemaVersion': 2, 'mediaType': OCI_MANIFEST, 'config': EMPTY_CONFIG, 'layers': layers})
     before, after = _state(len(layers) - 1, []), _state(len(layers), [signer.key_fingerprint])
     if ctx.check_mode:
         return SignOutcome(digest, 'simplesigning', True, None, tag, before, after, ctx)
     _ensure(client, repository, payload, ctx)
-    _ensure(client, repository, config, ctx)
+    _ensure(client, repository, EMPTY_DATA, ctx)
     written = _put_checked(client, repository, tag, raw)
     return SignOutcome(digest, 'simplesigning', True, written, tag, before, after, ctx)
-
-
-def _cosign_config(layers: list[dict[str, Any]]) -> bytes:
-    """The image config cosign writes for a signature manifest: its layers are uncompressed, diff_id = digest."""
-    return _dumps({'architecture': '', 'config': {}, 'created': '0001-01-01T00:00:00Z',
-                   'history': [{'created': '0001-01-01T00:00:00Z'}], 'os': '',
-                   'rootfs': {'type': 'layers', 'diff_ids': [layer.get('digest') for layer in layers]}})
 
 
 def _put_checked(client: RegistryClient, repository: str, reference: str, raw: bytes) -> str:
@@ -469,7 +463,7 @@ def _sign_bundle(client: RegistryClient, repository: str, digest: str, signer: S
     subject = _subject(client, repository, digest, subject)
     bundle = signer.bundle(digest, subject['size'], subject['media_type'])
     raw = _dumps({'schemaVersion': 2, 'mediaType': OCI_MANIFEST, 'artifactType': BUNDLE_V03,
-                  'config': {'mediaType': EMPTY_MEDIA_TYPE, 'digest': EMPTY_DIGEST, 'size': len(EMPTY_DATA)},
+                  'config': EMPTY_CONFIG,
                   'layers': [_descriptor(BUNDLE_V03, bundle)],
                   'subject': {'mediaType': subject['media_type'], 'digest': digest, 'size': subject['size']},
                   'annotations': dict(BUNDLE_ANNOTATIONS)})

@@ -43,12 +43,11 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._keys import 
     sign_raw,
     verify_issued_by,
     verify_raw,
+    x509,
 )
 
 if HAS_CRYPTOGRAPHY:
-    from cryptography import x509
     from cryptography.hazmat.primitives import serialization
-    from cryptography.x509.oid import ExtendedKeyUsageOID
 
 # The contract the modules and operations code against (the guards and key helpers live in _keys).
 __all__ = [
@@ -178,7 +177,7 @@ class KeylessPolicy:
     @staticmethod
     def _roots(text: Any) -> list[Any]:
         try:
-            roots = [x509.load_der_x509_certificate(der) for label, der in pem_blocks(text or '')
+            roots = [x509().load_der_x509_certificate(der) for label, der in pem_blocks(text or '')
                      if label == 'CERTIFICATE']
         except _MALFORMED:
             raise InvalidInputError('trusted_roots holds a PEM certificate that does not parse')
@@ -220,11 +219,11 @@ def _der_utf8(der: bytes) -> Optional[str]:
 
 def _sans_of(cert: Any) -> list[str]:
     try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
+        san = cert.extensions.get_extension_for_class(x509().SubjectAlternativeName).value
+    except x509().ExtensionNotFound:
         return []
-    return [str(v) for v in san.get_values_for_type(x509.UniformResourceIdentifier)] + \
-        [str(v) for v in san.get_values_for_type(x509.RFC822Name)]
+    return [str(v) for v in san.get_values_for_type(x509().UniformResourceIdentifier)] + \
+        [str(v) for v in san.get_values_for_type(x509().RFC822Name)]
 
 
 def _validity(cert: Any) -> tuple[datetime.datetime, datetime.datetime]:
@@ -236,8 +235,8 @@ def _validity(cert: Any) -> tuple[datetime.datetime, datetime.datetime]:
 
 def _is_ca(cert: Any) -> bool:
     try:
-        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except x509.ExtensionNotFound:
+        return bool(cert.extensions.get_extension_for_class(x509().BasicConstraints).value.ca)
+    except x509().ExtensionNotFound:
         return False
 
 
@@ -287,10 +286,10 @@ def _check_keyless(policy: KeylessPolicy, certs: list[Any], signature: bytes, me
 
 def _check_leaf_usage(leaf: Any) -> None:
     try:
-        usages = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
+        usages = leaf.extensions.get_extension_for_class(x509().ExtendedKeyUsage).value
+    except x509().ExtensionNotFound:
         usages = []
-    if ExtendedKeyUsageOID.CODE_SIGNING not in usages:
+    if x509().oid.ExtendedKeyUsageOID.CODE_SIGNING not in usages:
         raise Refused('the certificate is not for code signing (no codeSigning extended key usage)')
 
 
@@ -474,7 +473,7 @@ class Verifier:
 
 def _load_certs(text: str) -> list[Any]:
     try:
-        certs = [x509.load_der_x509_certificate(der) for label, der in pem_blocks(text) if label == 'CERTIFICATE']
+        certs = [x509().load_der_x509_certificate(der) for label, der in pem_blocks(text) if label == 'CERTIFICATE']
     except _MALFORMED:
         raise Refused('a certificate of the signature does not parse')
     if not certs:
@@ -491,7 +490,7 @@ def _bundle_material(material: dict[str, Any]) -> tuple[list[Any], Optional[Sign
     else:
         raise Refused('no key verifies the signature')
     try:
-        certs = [x509.load_der_x509_certificate(b64decode(r, 'certificate')) for r in raw]
+        certs = [x509().load_der_x509_certificate(b64decode(r, 'certificate')) for r in raw]
     except _MALFORMED:
         raise Refused('a certificate of the bundle does not parse')
     if not certs:

@@ -93,8 +93,9 @@ def test_sign_writes_a_cosign_simple_signing_layer_under_the_sig_tag(registry, i
     assert json.loads(payload)['critical']['image']['docker-manifest-digest'] == digest
     assert json.loads(payload)['critical']['identity']['docker-reference'] == '%s/app' % registry.host
     assert Verifier(keys=[public_pem(KEY)]).verify_simplesigning(digest, payload, layer['annotations'])['verified']
-    config = json.loads(registry.blobs[manifest['config']['digest']])
-    assert config['rootfs']['diff_ids'] == [layer['digest']]
+    assert manifest['config'] == {'mediaType': 'application/vnd.oci.empty.v1+json', 'size': 2,
+                                  'digest': 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a'}
+    assert registry.blobs[manifest['config']['digest']] == b'{}'
     assert result['diff'] == {'before': {'signatures': 0, 'key_fingerprints': []},
                               'after': {'signatures': 1, 'key_fingerprints': [signer().key_fingerprint]}}
 
@@ -135,9 +136,19 @@ def test_signing_with_a_payload_blob_already_there_uploads_only_what_is_missing(
     sign(registry, digest)
     registry.requests.clear()
     sign(registry, digest, key=OTHER)
-    # The payload (same reference, same digest) is there: only the new config is uploaded.
+    # The payload (same reference, same digest) and the empty config are there: no upload, one manifest PUT.
+    assert repo.writes() == ['PUT /v2/app/manifests/%s' % sig_tag(digest)]
+
+
+def test_a_first_signature_uploads_the_payload_and_once_per_repository_the_empty_config(registry, image):
+    digest, repo = image
+    sign(registry, digest)
+    assert [line for line in repo.writes() if line.startswith('POST')] == ['POST /v2/app/blobs/uploads/'] * 2
+    other = registry.add_image('app', 'v2', [b'another layer'])[0]
+    registry.requests.clear()
+    sign(registry, other)
     assert [line for line in repo.writes() if line.startswith('POST')] == ['POST /v2/app/blobs/uploads/']
-    assert repo.writes()[-1] == 'PUT /v2/app/manifests/%s' % sig_tag(digest)
+    assert repo.writes()[-1] == 'PUT /v2/app/manifests/%s' % sig_tag(other)
 
 
 def test_sign_refuses_to_replace_an_index_under_the_sig_tag(registry, image):
