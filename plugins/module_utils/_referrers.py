@@ -17,7 +17,7 @@ request goes through :class:`RegistryClient`.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -61,6 +61,7 @@ class Referrer:
     annotations: dict[str, str]
     source: str                      # 'api' | 'fallback' | 'tag'
     tag: str | None = None           # for source 'tag': the cosign tag it was found under
+    manifest: Manifest | None = field(default=None, repr=False, compare=False)  # when discovery fetched it
 
     def to_dict(self) -> dict[str, Any]:
         return {'digest': self.digest, 'media_type': self.media_type, 'size': self.size,
@@ -210,7 +211,7 @@ def tag_referrers(client: RegistryClient, repository: str, digest: str) -> list[
         except NotFoundError:
             continue
         found.append(Referrer(manifest.digest, manifest.media_type, manifest.size, artifact_type_of(manifest),
-                              _annotations(manifest.data.get('annotations')), 'tag', tag=tag))
+                              _annotations(manifest.data.get('annotations')), 'tag', tag=tag, manifest=manifest))
     return found
 
 

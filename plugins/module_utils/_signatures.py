@@ -212,12 +212,12 @@ def verify_manifest(client: RegistryClient, repository: str, digest: str, manife
 
 def _verify_referrer(client: RegistryClient, repository: str, digest: str, referrer: Referrer, fmt: str,
                      verifier: Verifier, stop_early: bool = False) -> list[Entry]:
-    try:
-        manifest = client.get_manifest(repository, referrer.digest)
-    except MissingLibraryError:
-        raise
-    except RegistryError as error:
-        return [_entry(referrer.digest, fmt, referrer.source, referrer.tag, _refused(error.msg))]
+    manifest = referrer.manifest  # a cosign tag's manifest was fetched by discovery already
+    if manifest is None:
+        try:
+            manifest = client.get_manifest(repository, referrer.digest)
+        except RegistryError as error:
+            return [_entry(referrer.digest, fmt, referrer.source, referrer.tag, _refused(error.msg))]
     return verify_manifest(client, repository, digest, manifest, fmt, verifier, referrer.source, referrer.tag,
                            stop_early)
 

@@ -41,6 +41,9 @@ def test_verifies_by_tag_and_returns_the_digest_and_every_signature(registry):
     assert entry['format'] == 'simplesigning' and entry['found_in'] == 'tag' and entry['verified'] is True
     assert entry['key_fingerprint'].startswith('SHA256:') and entry['reason'] is None
     assert registry.repository('app').writes() == []
+    # The .sig manifest is read once, under its tag (discovery), not again by digest to verify it.
+    assert [r['path'] for r in registry.requests].count('/v2/app/manifests/%s' % entry['tag']) == 1
+    assert not any(r['path'] == '/v2/app/manifests/%s' % entry['digest'] for r in registry.requests)
 
 
 def test_a_wrong_key_fails_with_the_signatures_and_their_reasons(registry):
