@@ -30,7 +30,7 @@ _DOMAIN_COMPONENT = r'(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])'
 _DOMAIN_NAME = re.compile(r'%s(?:\.%s)*' % (_DOMAIN_COMPONENT, _DOMAIN_COMPONENT))
 _IPV6 = re.compile(r'\[([^\]]+)\]')
 _PORT = re.compile(r'[0-9]+')
-_PATH_COMPONENT = re.compile(r'[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*')
+PATH_COMPONENT = re.compile(r'[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*')
 _TAG = re.compile(r'[A-Za-z0-9_][A-Za-z0-9._-]{0,127}')
 # distribution/reference anchoredIdentifierRegexp: what an image ID looks like.
 _IMAGE_ID = re.compile(r'[a-f0-9]{64}')
@@ -53,7 +53,7 @@ def validate_tag(tag: Any) -> str:
     return tag
 
 
-def _split_host_port(domain: str, reference: str) -> str:
+def split_host_port(domain: str, reference: str) -> str:
     """Validate a registry domain; return it normalised (Hub aliases folded)."""
     host = domain
     port: Optional[str] = None
@@ -132,7 +132,7 @@ class ImageReference:
         components = remainder.split('/')
         first = components[0]
         if len(components) > 1 and ('.' in first or ':' in first or first == 'localhost' or first.startswith('[')):
-            registry = _split_host_port(first, reference)
+            registry = split_host_port(first, reference)
             path = components[1:]
         else:
             registry = DOCKER_HUB
@@ -143,7 +143,7 @@ class ImageReference:
             if not component:
                 raise InvalidInputError('Invalid image reference %r: empty path component (a "//" or a trailing "/")'
                                         % (reference,))
-            if not _PATH_COMPONENT.fullmatch(component):
+            if not PATH_COMPONENT.fullmatch(component):
                 hint = ' (repository names are lowercase)' if component.lower() != component else ''
                 raise InvalidInputError(
                     'Invalid repository path component %r in image reference %r: expected lowercase letters and '

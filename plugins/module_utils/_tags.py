@@ -3,29 +3,32 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 #
 # Private to this collection: may change without notice between releases.
-"""Tag listing (with ``Link`` pagination), semantic-version sorting, and the ``tags_info`` module's outcome."""
+"""Paged listings (``Link`` pagination, bounded; tag lists and the catalog), semantic-version sorting, and the
+``tags_info`` module's outcome."""
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, List, NamedTuple, Optional, Set
 from urllib.parse import urljoin, urlsplit
 
 from ansible_collections.imagelayers.registry.plugins.module_utils._context import RunContext
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
+    IntegrityError,
     InvalidInputError,
     NotFoundError,
     RegistryHTTPError,
 )
 from ansible_collections.imagelayers.registry.plugins.module_utils._parallel import DEFAULT_FANOUT, parallel_map
 from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference, is_tag
-from ansible_collections.imagelayers.registry.plugins.module_utils._registry.client import RegistryClient
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.client import Page, RegistryClient
+from ansible_collections.imagelayers.registry.plugins.module_utils._registry.transport import url_origin
 
-# Bounds of one tag listing. A real registry stays far below them; a registry whose Link header names a
-# new page every time, or that sends tags without end, reaches them within seconds and a few MiB.
+# Bounds of one tag listing (and of a catalog listing). A real registry stays far below them; a registry whose
+# Link header names a new page every time, or that sends tags without end, reaches them within seconds and a few MiB.
 MAX_PAGES = 1000                          # without page_size, or with page_size >= 1000
-MAX_TAGS = 1000000                        # distinct tags, whatever the page size
+MAX_TAGS = 1000000                        # distinct tags (or catalog repositories), whatever the page size
 MAX_LISTING_BYTES = 64 * 1024 * 1024      # all the pages' bodies together
 MAX_PAGE_BYTES = 16 * 1024 * 1024         # one page's body
 
@@ -76,39 +79,114 @@ def page_bound(page_size: int | None = None) -> int:
     return max(MAX_PAGES, -(-MAX_TAGS // page_size))
 
 
-def _too_many_pages(name: str, bound: int, page_size: int | None) -> str:
+def check_page_size(page_size: int | None) -> None:
+    """Refuse a page size no registry could honour (``n`` is sent as given)."""
+    if page_size is not None and (page_size < 1 or page_size > 100000):
+        raise InvalidInputError('page_size must be between 1 and 100000, got %r' % (page_size,))
+
+
+class Listing(NamedTuple):
+    """One paged listing as :func:`read_listing` follows it, so the tag lists and the catalog share one pager.
+
+    The words are what its messages say (``listing`` "tag listing", ``document`` "tag list",
+    ``field`` the JSON array, ``owner`` what holds the entries, ``entries`` what they are);
+    ``fetch(next_url, limit)`` reads one page (the first when ``next_url`` is None), ``clean``
+    keeps the valid new entries of a page. A next link to another origin is refused: a hostile
+    registry must not point the task at other hosts.
+    """
+
+    name: str
+    listing: str
+    document: str
+    field: str
+    owner: str
+    entries: str
+    fetch: Callable[[Optional[str], int], Page]
+    clean: Callable[[Iterable[Any], Set[str]], List[str]]
+
+
+def _too_many_pages(listing: Listing, bound: int, page_size: int | None) -> str:
     asked = 'with page_size %d' % page_size if page_size else 'without page_size'
-    return ('The tag listing of %s has more than %d pages, the most followed %s; giving up: a registry whose Link '
-            'header names a new page every time would never end. If the repository really has that many tags, set '
-            'page_size to the number of tags the registry sends per page (at most %d tags are listed in any case)'
-            % (name, bound, asked, MAX_TAGS))
+    return ('The %s of %s has more than %d pages, the most followed %s; giving up: a registry whose Link '
+            'header names a new page every time would never end. If the %s really has that many %s, set '
+            'page_size to the number of %s the registry sends per page (at most %d %s are listed in any case)'
+            % (listing.listing, listing.name, bound, asked, listing.owner, listing.entries, listing.entries, MAX_TAGS,
+               listing.entries))
 
 
-def _read_page(client: RegistryClient, repository: str, page_size: int | None, next_url: str | None, name: str,
-               budget: int) -> tuple[str, bytes, str | None]:
+def _read_page(listing: Listing, next_url: str | None, budget: int) -> tuple[str, bytes, str | None]:
     """``(url, body bytes, Link header)`` of one page, refused past ``min(MAX_PAGE_BYTES, budget)`` bytes."""
-    page = client.tags_page(repository, page_size, url=next_url, limit=min(MAX_PAGE_BYTES, budget) + 1, name=name)
+    page = listing.fetch(next_url, min(MAX_PAGE_BYTES, budget) + 1)
     url, raw, link = page.url, page.body, page.link
     if len(raw) > MAX_PAGE_BYTES:
-        raise RegistryHTTPError('A tag list page of %s is larger than %d bytes' % (name, MAX_PAGE_BYTES), url=url)
+        raise RegistryHTTPError('A %s page of %s is larger than %d bytes'
+                                % (listing.document, listing.name, MAX_PAGE_BYTES), url=url)
     if len(raw) > budget:
-        raise RegistryHTTPError('The tag listing of %s is larger than %d bytes (%d MiB) in total; giving up'
-                                % (name, MAX_LISTING_BYTES, MAX_LISTING_BYTES // (1024 * 1024)), url=url)
+        raise RegistryHTTPError('The %s of %s is larger than %d bytes (%d MiB) in total; giving up'
+                                % (listing.listing, listing.name, MAX_LISTING_BYTES, MAX_LISTING_BYTES // (1024 * 1024)),
+                                url=url)
     return url, raw, link
 
 
-def _page_entries(raw: bytes, name: str, url: str) -> list[Any]:
-    """The ``tags`` array of one page (possibly with junk entries), or an empty list."""
+def _page_entries(listing: Listing, raw: bytes, url: str) -> list[Any]:
+    """The entries array of one page (possibly with junk entries), or an empty list."""
     try:
         body = json.loads(raw.decode('utf-8')) if raw.strip() else {}
     except (UnicodeDecodeError, ValueError) as exc:
-        raise RegistryHTTPError('The tag list of %s is not valid JSON: %s' % (name, exc), url=url)
+        raise RegistryHTTPError('The %s of %s is not valid JSON: %s' % (listing.document, listing.name, exc), url=url)
     if not isinstance(body, dict):
-        raise RegistryHTTPError('The tag list of %s is not a JSON object' % name, url=url)
-    entries = body.get('tags')
+        raise RegistryHTTPError('The %s of %s is not a JSON object' % (listing.document, listing.name), url=url)
+    entries = body.get(listing.field)
     if entries is not None and not isinstance(entries, list):
-        raise RegistryHTTPError('The tag list of %s has a "tags" field that is not a list' % name, url=url)
+        raise RegistryHTTPError('The %s of %s has a "%s" field that is not a list'
+                                % (listing.document, listing.name, listing.field), url=url)
     return entries or []
+
+
+def _next_url(listing: Listing, url: str, link: str | None, seen_urls: set[str]) -> str | None:
+    """The absolute URL of the next page (None at the end); a loop, or another origin, fails."""
+    target = next_link(link)
+    next_url = urljoin(url, target) if target else None
+    if next_url is None:
+        return None
+    if url_origin(next_url) != url_origin(url):
+        raise IntegrityError('The %s of %s links its next page to another host (%s); refusing to follow it'
+                             % (listing.listing, listing.name, urlsplit(next_url).netloc.rpartition('@')[2]), url=url)
+    if next_url in seen_urls:
+        raise RegistryHTTPError('The %s of %s loops: the registry links back to the page %s'
+                                % (listing.listing, listing.name, urlsplit(next_url).path), url=next_url)
+    return next_url
+
+
+def read_listing(listing: Listing, page_size: int | None = None) -> tuple[list[str], int]:
+    """Every entry of a paged listing, following ``Link: <...>; rel="next"``; ``(entries, pages)``.
+
+    Stops with RegistryHTTPError past page_bound(page_size) pages, MAX_TAGS entries or
+    MAX_LISTING_BYTES of bodies, and when a link names a page already read. ``page_size``
+    is only the bound's input here: ``listing.fetch`` sends it.
+    """
+    check_page_size(page_size)
+    bound = page_bound(page_size)
+    seen_urls: set[str] = set()
+    seen_entries: set[str] = set()
+    found: list[str] = []
+    pages = received = 0
+    next_url = None
+    while pages == 0 or next_url:
+        if pages >= bound:
+            raise RegistryHTTPError(_too_many_pages(listing, bound, page_size), url=next_url,
+                                    details={'pages': pages, 'max_pages': bound})
+        pages += 1
+        url, raw, link = _read_page(listing, next_url, MAX_LISTING_BYTES - received)
+        received += len(raw)
+        seen_urls.add(url)
+        found.extend(listing.clean(_page_entries(listing, raw, url), seen_entries))
+        if len(found) > MAX_TAGS:
+            raise RegistryHTTPError('The %s of %s has more than %d %s after %d pages; giving up'
+                                    % (listing.listing, listing.name, MAX_TAGS, listing.entries, pages), url=url,
+                                    details={'pages': pages})
+        next_url = _next_url(listing, url, link, seen_urls)
+    return found, pages
 
 
 def list_tags(client: RegistryClient, repository: str, page_size: int | None = None,
@@ -120,33 +198,14 @@ def list_tags(client: RegistryClient, repository: str, page_size: int | None = N
     ``(tags, pages)``; raises NotFoundError when the repository does not exist.
     ``name`` (the full repository name) is what messages say.
     """
-    if page_size is not None and (page_size < 1 or page_size > 100000):
-        raise InvalidInputError('page_size must be between 1 and 100000, got %r' % (page_size,))
+    check_page_size(page_size)
     name = name or repository
-    bound = page_bound(page_size)
-    seen_urls: set[str] = set()
-    seen_tags: set[str] = set()
-    tags: list[str] = []
-    pages = received = 0
-    next_url = None
-    while pages == 0 or next_url:
-        if pages >= bound:
-            raise RegistryHTTPError(_too_many_pages(name, bound, page_size), url=next_url,
-                                    details={'pages': pages, 'max_pages': bound})
-        pages += 1
-        url, raw, link = _read_page(client, repository, page_size, next_url, name, MAX_LISTING_BYTES - received)
-        received += len(raw)
-        seen_urls.add(url)
-        tags.extend(clean_tags(_page_entries(raw, name, url), seen_tags))
-        if len(tags) > MAX_TAGS:
-            raise RegistryHTTPError('The tag listing of %s has more than %d tags after %d pages; giving up'
-                                    % (name, MAX_TAGS, pages), url=url, details={'pages': pages})
-        target = next_link(link)
-        next_url = urljoin(url, target) if target else None
-        if next_url is not None and next_url in seen_urls:
-            raise RegistryHTTPError('The tag listing of %s loops: the registry links back to the page %s'
-                                    % (name, urlsplit(next_url).path), url=next_url)
-    return tags, pages
+
+    def fetch(next_url: str | None, limit: int) -> Page:
+        return client.tags_page(repository, page_size, url=next_url, limit=limit, name=name)
+
+    return read_listing(Listing(name, 'tag listing', 'tag list', 'tags', 'repository', 'tags', fetch, clean_tags),
+                        page_size)
 
 
 # -- semantic versions -------------------------------------------------------
@@ -196,13 +255,21 @@ def sort_tags(tags: Iterable[str], mode: str = 'lexical') -> tuple[list[str], li
     raise InvalidInputError('Unknown sort %r: use lexical or semver' % (mode,))
 
 
-def filter_tags(tags: Iterable[str], pattern: str | None) -> list[str]:
+def compile_pattern(pattern: str | None) -> re.Pattern[str] | None:
+    """The regular expression of a ``pattern`` option (None without one); a bad one is the user's error."""
     if not pattern:
-        return list(tags)
+        return None
     try:
-        regex = re.compile(pattern)
+        return re.compile(pattern)
     except re.error as exc:
         raise InvalidInputError('Invalid pattern %r: %s' % (pattern, exc))
+
+
+def filter_tags(tags: Iterable[str], pattern: str | None) -> list[str]:
+    """The names ``pattern`` finds (``re.search``), in order: tags, or the repositories of a catalog."""
+    regex = compile_pattern(pattern)
+    if regex is None:
+        return list(tags)
     return [t for t in tags if regex.search(t)]
 
 

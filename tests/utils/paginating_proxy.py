@@ -25,6 +25,9 @@ query filter applied and ``OCI-Filters-Applied: artifactType`` (``--no-filter`` 
 filter and omits the header, as registries that do not filter do). What it records lives in
 memory, and in ``--referrers-state`` (a JSON file, rewritten on every record) when given.
 
+``--no-catalog`` plays a registry that does not offer its catalog (GHCR, Docker Hub): every
+``GET /v2/_catalog`` is answered 404 with a ``NOT_FOUND`` error body, without asking the upstream.
+
     paginating_proxy.py --upstream 127.0.0.1:5100 --info-file /tmp/proxy.json [--page-size 3] [--junk | --endless]
     paginating_proxy.py --upstream 127.0.0.1:5100 --info-file /tmp/proxy.json --referrers [--no-filter]
 
@@ -152,6 +155,10 @@ def make_handler(options, log):
             if self.command == 'GET' and parts.path.startswith('/v2/') and parts.path.endswith('/tags/list'):
                 self._tags(parts, headers)
                 return
+            if options.no_catalog and parts.path == '/v2/_catalog':
+                self._send(404, [('Content-Type', 'application/json')],
+                           b'{"errors":[{"code":"NOT_FOUND","message":"catalog not offered"}]}')
+                return
             if referrers is not None and self.command == 'GET' and REFERRERS_PATH.match(parts.path):
                 self._referrers(parts)
                 return
@@ -236,6 +243,8 @@ def main(argv=None):
     parser.add_argument('--no-filter', action='store_true',
                         help='with --referrers: ignore the artifactType filter and omit OCI-Filters-Applied')
     parser.add_argument('--referrers-state', help='with --referrers: also keep what was recorded in this JSON file')
+    parser.add_argument('--no-catalog', action='store_true',
+                        help='answer GET /v2/_catalog with 404, as registries without a catalog do')
     parser.add_argument('--info-file', help='write {"port", "pid"} here once listening')
     parser.add_argument('--log', help='append "METHOD PATH STATUS" lines here')
     parser.add_argument('--lifetime', type=float, default=600.0, help='exit after this many seconds')

@@ -14,7 +14,11 @@ import time
 import pytest
 
 from ansible_collections.imagelayers.registry.plugins.module_utils import _tags
-from ansible_collections.imagelayers.registry.plugins.module_utils._errors import InvalidInputError, RegistryHTTPError
+from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
+    IntegrityError,
+    InvalidInputError,
+    RegistryHTTPError,
+)
 from ansible_collections.imagelayers.registry.plugins.module_utils._parallel import parallel_map
 from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
 from ansible_collections.imagelayers.registry.plugins.module_utils._tags import (
@@ -238,3 +242,13 @@ def test_parallel_map_keeps_order_bounds_concurrency_and_raises_after_all_finish
     with pytest.raises(ValueError):
         parallel_map(work, range(20), workers=4)
     assert peak[0] <= 4 and sorted(done) == list(range(20))
+
+
+def test_a_next_page_on_another_host_is_refused(server, other_server):
+    hostile = 'http://%s/v2/app/tags/list?page=1' % other_server.host
+    server.handler = lambda request: (200, {'Content-Type': 'application/json', 'Link': '<%s>; rel="next"' % hostile},
+                                      b'{"name": "app", "tags": ["1.0.0"]}')
+    with pytest.raises(IntegrityError) as excinfo:
+        tags_info(client_for(server), ImageReference.parse('%s/app' % server.host))
+    assert 'links its next page to another host (%s)' % other_server.host in excinfo.value.msg
+    assert other_server.requests == [] and len(server.requests) == 1

@@ -10,6 +10,9 @@ the others to ``registry.handle``. Every request is recorded in ``requests``. Wi
 ``referrers_api`` it is an OCI 1.1 registry: a manifest PUT with a ``subject`` is answered with
 ``OCI-Subject``, and ``GET /v2/<name>/referrers/<digest>`` lists what refers to a manifest, in
 pages of ``referrers_page_size``, filtered by ``artifactType`` unless ``referrers_filter`` is off.
+``GET /v2/_catalog`` lists the repositories as distribution does (``n``/``last``, a relative
+``Link``), by default in pages of ``catalog_page_size``; ``catalog_refusal`` (401, 403, 404, 405)
+answers it with that status instead, as registries that keep their catalog to themselves do.
 """
 
 from __future__ import annotations
@@ -106,6 +109,8 @@ class Registry(ScriptedServer):
         self.referrers_api = False         # the OCI 1.1 referrers API (else its path is 404, as distribution 2.8)
         self.referrers_page_size = 0       # referrers per page (0: all in one)
         self.referrers_filter = True       # apply the artifactType filter (and say so in OCI-Filters-Applied)
+        self.catalog_page_size = 0         # repositories per catalog page without n (0: all in one)
+        self.catalog_refusal = None        # a status to answer GET /v2/_catalog with (None: the catalog)
         self.uploads = 0
         self.handler = self.handle
         self.configure(**behaviour)
@@ -114,7 +119,7 @@ class Registry(ScriptedServer):
         """Set behaviour switches by name; returns the registry."""
         for name, value in behaviour.items():
             if name not in ('location_style', 'strict', 'delete_mode', 'immutable', 'digest_header', 'referrers_api',
-                            'referrers_page_size', 'referrers_filter'):
+                            'referrers_page_size', 'referrers_filter', 'catalog_page_size', 'catalog_refusal'):
                 raise TypeError('Registry has no behaviour %r' % name)
             setattr(self, name, value)
         return self
@@ -181,6 +186,8 @@ class Registry(ScriptedServer):
         split = urlsplit(request['path'])
         if split.path == '/v2/':
             return 200, dict(JSON), b'{}'
+        if split.path == '/v2/_catalog':
+            return self._catalog(request, parse_qs(split.query))
         for pattern, method in ROUTES:
             match = pattern.match(split.path)
             if match:
@@ -296,6 +303,25 @@ class Registry(ScriptedServer):
             headers['Link'] = '</v2/%s/referrers/%s?%s>; rel="next"' % (repository, subject, params)
         body = {'schemaVersion': 2, 'mediaType': OCI_INDEX, 'manifests': entries[start:start + size]}
         return 200, headers, json.dumps(body).encode()
+
+    def repositories(self):
+        """The names of the repositories that hold a manifest, sorted (what the catalog lists)."""
+        return sorted(set(name for name, dummy in self.manifests))
+
+    def _catalog(self, request, query):
+        if self.catalog_refusal is not None:
+            return registry_error(self.catalog_refusal, {401: 'UNAUTHORIZED', 403: 'DENIED', 404: 'NOT_FOUND',
+                                                         405: 'UNSUPPORTED'}[self.catalog_refusal])
+        names = self.repositories()
+        last = (query.get('last') or [None])[0]
+        if last is not None:
+            names = [name for name in names if name > last]
+        headers = dict(JSON)
+        size = int((query.get('n') or [0])[0]) or self.catalog_page_size
+        if size and len(names) > size:
+            names = names[:size]
+            headers['Link'] = '</v2/_catalog?last=%s&n=%d>; rel="next"' % (names[-1], size)
+        return 200, headers, json.dumps({'repositories': names}).encode()
 
     def _delete_manifest(self, repository, reference):
         if self.delete_mode == 'disabled':
