@@ -337,3 +337,102 @@ def tags_info(client: RegistryClient, reference: ImageReference, pattern: str | 
         # A tag deleted between the listing and its HEAD has no digest (null).
         outcome.digests = dict(zip(wanted, parallel_map(resolve, wanted, ctx.workers)))
     return outcome
+
+
+# -- semantic version ranges (sync's ``semver`` selector) ------------------------
+# A comparator is an operator and a version that may be partial (``1.4``) or have wildcards (``1.4.x``, ``*``).
+_COMPARATOR = re.compile(r'(\^|~|>=|<=|>|<|=)?\s*v?(\*|x|X|0|[1-9][0-9]*)(?:\.(\*|x|X|0|[1-9][0-9]*))?'
+                         r'(?:\.(\*|x|X|0|[1-9][0-9]*))?(?:-([0-9A-Za-z.-]+))?')
+_Bound = tuple[Any, ...]  # (major, minor, patch, prerelease key) as semver_key orders them
+
+
+def _bound(major: int, minor: int, patch: int, prerelease: tuple[str, ...] = (), lowest: bool = False) -> _Bound:
+    """The order key of a version; ``lowest`` is below every prerelease of it (``1.5.0-0`` and lower)."""
+    if lowest:
+        return (major, minor, patch, (0, ()))
+    return semver_key('%d.%d.%d%s' % (major, minor, patch, '-' + '.'.join(prerelease) if prerelease else ''))[:4]
+
+
+def _comparator(text: str, expression: str) -> list[tuple[str, _Bound]]:
+    """``[(operator, bound)]`` of one comparator: a caret, tilde or wildcard becomes a lower and an upper bound."""
+    match = _COMPARATOR.fullmatch(text)
+    if not match:
+        raise InvalidInputError('Invalid semver range %r: %r is not a comparator such as >=1.25.0, ^1.4, ~1.4.2 or '
+                                '1.4.x' % (expression, text))
+    op = match.group(1) or '='
+    parts = [None if p is None or p in '*xX' else int(p) for p in match.group(2, 3, 4)]
+    given = len([p for p in match.group(2, 3, 4) if p is not None and p not in '*xX'])
+    if any(p is not None for p in parts[given:]) or (match.group(5) and given < 3):
+        raise InvalidInputError('Invalid semver range %r: in %r, a wildcard or a missing part is followed by a '
+                                'number or a prerelease' % (expression, text))
+    numbers = [p or 0 for p in parts]
+    prerelease = tuple(match.group(5).split('.')) if match.group(5) else ()
+    if prerelease and parse_semver('0.0.0-' + match.group(5)) is None:
+        raise InvalidInputError('Invalid semver range %r: %r has an invalid prerelease' % (expression, text))
+    low = _bound(numbers[0], numbers[1], numbers[2], prerelease)
+    if given == 0:
+        return [] if op in ('=', '>=', '<=', '^', '~') else [('<', _bound(0, 0, 0, lowest=True))]
+    if op == '^':
+        bump = next((i for i in range(given) if numbers[i]), given - 1)
+        return [('>=', low), ('<', _upper(numbers, min(bump, 2)))]
+    if op == '~':
+        return [('>=', low), ('<', _upper(numbers, 0 if given == 1 else 1))]
+    if given == 3:
+        return [(op, low)]
+    # A partial version is a range of its own: 1.4 is >=1.4.0 <1.5.0-0.
+    upper = _upper(numbers, given - 1)
+    floor = _bound(numbers[0], numbers[1], numbers[2], lowest=True)
+    return {'=': [('>=', low), ('<', upper)], '>=': [('>=', low)], '<': [('<', floor)],
+            '>': [('>=', upper)], '<=': [('<', upper)]}[op]
+
+
+def _upper(numbers: list[int], position: int) -> _Bound:
+    """The first version above every one that shares ``numbers[:position + 1]`` (lower than its prereleases)."""
+    bumped = list(numbers[:position]) + [numbers[position] + 1] + [0] * (2 - position)
+    return _bound(bumped[0], bumped[1], bumped[2], lowest=True)
+
+
+_COMPARE = {'=': lambda a, b: a == b, '>=': lambda a, b: a >= b, '<=': lambda a, b: a <= b,
+            '>': lambda a, b: a > b, '<': lambda a, b: a < b}
+
+
+class SemverRange:
+    """A range of semantic versions in the npm notation: ``>=1.25.0 <1.27.0``, ``^1.4``, ``~1.4.2``, ``1.4.x``,
+    ``*``, and alternatives joined with ``||``. Comparators separated by spaces must all hold.
+
+    A prerelease (``1.5.0-rc.1``) is in the range only when ``prereleases`` is asked for: a release promotion
+    does not pick a release candidate because it sorts between two releases. With it, prereleases are
+    ordered by semver precedence (``^1.4`` stops below ``2.0.0-0``, so no prerelease of 2.0.0 is in it).
+    """
+
+    def __init__(self, expression: str) -> None:
+        if not isinstance(expression, str) or not expression.strip():
+            raise InvalidInputError('Invalid semver range %r: it is empty' % (expression,))
+        self.expression = expression
+        self.alternatives: list[list[tuple[str, _Bound]]] = []
+        for alternative in expression.split('||'):
+            text = re.sub(r'(\^|~|>=|<=|>|<|=)\s+', r'\1', alternative.strip())
+            comparators: list[tuple[str, _Bound]] = []
+            for part in text.split() or ['*']:
+                comparators.extend(_comparator(part, expression))
+            self.alternatives.append(comparators)
+
+    def matches(self, tag: str, prereleases: bool = False) -> bool:
+        """Whether the tag is a version in the range (a tag that is no version never is)."""
+        version = parse_semver(tag)
+        if version is None or (version[3] and not prereleases):
+            return False
+        key = semver_key(tag)[:4]
+        return any(all(_COMPARE[op](key, bound) for op, bound in alternative) for alternative in self.alternatives)
+
+
+def latest_versions(tags: Iterable[str], count: int, prereleases: bool = False) -> list[str]:
+    """The ``count`` highest semantic versions among ``tags``, highest first (prereleases only when asked for)."""
+    if count < 1:
+        raise InvalidInputError('latest must be at least 1, got %r' % (count,))
+    versions = []
+    for tag in tags:
+        version = parse_semver(tag)
+        if version is not None and (prereleases or not version[3]):
+            versions.append(tag)
+    return sorted(versions, key=semver_key, reverse=True)[:count]
