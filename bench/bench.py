@@ -6,7 +6,7 @@
 
 One run starts its own two loopback registries (``--ports``, state under
 .build/bench/), seeds deterministic images (a big single-layer image, a 50-layer
-image, a 30-layer image, a multi-arch OCI index) and measures, round by round
+image, a 30-layer image, a multi-arch OCI index, a small image to sign) and measures, round by round
 (every tool once per round, so all see the same machine load):
 
   blob_verify  the module on the big layer (task time minus an ansible.builtin.ping task's time, first
@@ -19,15 +19,18 @@ image, a 30-layer image, a multi-arch OCI index) and measures, round by round
   workers      blob_verify of the 30- and 50-layer images and copy of the 50-layer image, workers 1 vs
                the module's default
   index        blob_verify of a 3-platform OCI index, whole, vs skopeo copy --all docker:// dir:
+  signatures   copy cross-registry plain vs with verify_signatures (the source signed once with sign) and vs
+               with sign (a fresh repository each round), requests added on each registry; signature_verify
+               and an unchanged sign, each minus a ping task, vs curl + openssl dgst -sha256 -verify
 
 It prints markdown tables (median, min, max, and the median of the ratios taken
-round by round), the floors of the blob_verify/tag/copy issues with PASS/FAIL,
+round by round), the floors of the blob_verify/tag/copy/signature issues with PASS/FAIL,
 the request-count checks, and the machine. Exit 0 when the harness ran (floors
 are reported, not asserted) unless --strict. --quick: the smoke test of
 ``make test``: small sizes, one round, no warm-up; it asserts that every tool ran
 and that the request counts (deterministic) hold, never a time.
 
-    bench/bench.py                         # full run (5 rounds after 1 warm-up), about 5 minutes
+    bench/bench.py                         # full run (5 rounds after 1 warm-up), about 6 minutes
     bench/bench.py --quick                 # smoke test, under 2 minutes
     bench/bench.py --only blob_verify,retag --rounds 7 --markdown out.md --json out.json
 """
@@ -68,13 +71,30 @@ from _common import (  # noqa: E402  pylint: disable=wrong-import-position
     summary,
 )
 
-SECTIONS = ('blob_verify', 'retag', 'copy', 'workers', 'index')
+SECTIONS = ('blob_verify', 'retag', 'copy', 'workers', 'index', 'signatures')
 SKOPEO_CACHE = '/var/lib/containers/cache/blob-info-cache-v1.boltdb'
 INDEX_PLATFORMS = ('linux/amd64', 'linux/arm64/v8', 'linux/arm/v7')
 # The 30-layer image of the blob_verify issue (the same shape as the seed's seed/many-layers).
 MANY30_SIZES = [256 + 64 * i for i in range(30)]
 
 PING = {'ansible.builtin.ping': {}}
+# The reference for signature_verify: the bytes with curl, the signature with openssl (no jq: the
+# manifest sign writes is compact JSON, its layer's mediaType, digest and annotation in that order).
+OPENSSL_VERIFY = r"""
+set -e
+base=%(base)s; dir=%(dir)s
+digest=$(curl -sfI -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' "$base/manifests/latest" \
+         | tr -d '\r' | sed -n 's/^[Dd]ocker-[Cc]ontent-[Dd]igest: *//p')
+manifest=$(curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' "$base/manifests/${digest/:/-}.sig")
+layer=$(printf '%%s' "$manifest" \
+        | grep -o '"application/vnd.dev.cosign.simplesigning.v1+json","digest":"sha256:[0-9a-f]*"' \
+        | head -n 1 | sed 's/.*"digest":"//; s/"$//')
+printf '%%s' "$manifest" | grep -o '"dev.cosignproject.cosign/signature":"[^"]*"' | head -n 1 \
+    | sed 's/.*":"//; s/"$//' | base64 -d > "$dir/signature.bin"
+curl -sf -o "$dir/payload.json" "$base/blobs/$layer"
+grep -q "\"docker-manifest-digest\":\"$digest\"" "$dir/payload.json"
+openssl dgst -sha256 -verify %(pub)s -signature "$dir/signature.bin" "$dir/payload.json"
+"""
 MIB = float(1 << 20)
 
 
@@ -89,11 +109,40 @@ def tag_task(image, tags):
     return {'imagelayers.registry.tag': {'image': image, 'tags': tags}}
 
 
-def copy_task(src, dest, workers=None):
+def copy_task(src, dest, workers=None, **options):
     args = {'src': src, 'dest': dest}
     if workers is not None:
         args['workers'] = workers
+    args.update(options)
     return {'imagelayers.registry.copy': args}
+
+
+def sign_task(image, key):
+    return {'imagelayers.registry.sign': {'image': image, 'key': key}}
+
+
+def verify_task(image, public_key):
+    return {'imagelayers.registry.signature_verify': {'image': image, 'keys': [public_key]}}
+
+
+def merged(*expectations):
+    """The sum of several ``{'METHOD kind': n}`` request expectations."""
+    total = {}
+    for expected in expectations:
+        for key, value in expected.items():
+            total[key] = total.get(key, 0) + value
+    return total
+
+
+def delta_kinds(counts, baseline):
+    """``{'METHOD kind': n}`` that ``counts`` has more than ``baseline`` (the requests a task option added)."""
+    got, base = counts['by_method_kind'], baseline['by_method_kind']
+    return dict((key, got[key] - base.get(key, 0)) for key in got if got[key] != base.get(key, 0))
+
+
+def read_text(path):
+    with open(path) as handle:
+        return handle.read()
 
 
 class Bench:
@@ -209,7 +258,7 @@ class Bench:
         started = time.perf_counter()
         if need & {'blob_verify', 'copy'}:
             self.images['big'] = push_big(reg, 'bench/big', self.big_size)
-        if need & {'blob_verify', 'retag', 'workers'}:
+        if need & {'blob_verify', 'retag', 'workers', 'signatures'}:
             result = push_image(reg, 'bench/tiny', 'latest', kind='schema2', layer_sizes=[1024])
             self.images['tiny'] = result
             push_image(reg, 'bench/app', 'src', kind='schema2', layer_sizes=[1024])
@@ -223,6 +272,9 @@ class Bench:
         if 'index' in need:
             self.images['index'] = push_image(reg, 'bench/index', 'latest', kind='oci-index',
                                               layer_sizes=self.index_sizes, platforms=INDEX_PLATFORMS)
+        if 'signatures' in need:
+            # The small image: a signature's cost shows against a copy that costs little itself.
+            self.images['signed'] = push_image(reg, 'bench/signed', 'latest', kind='schema2', layer_sizes=[1024])
         self.seed_seconds = time.perf_counter() - started
 
     def ref(self, name, host=None):
@@ -499,6 +551,171 @@ class Bench:
             shutil.rmtree(target, ignore_errors=True)
             self.add(section, 'skopeo_s', seconds, measured)
 
+    # -- signatures ----------------------------------------------------------------------------
+    def signing_keys(self):
+        """An ECDSA P-256 key pair made with openssl in the work dir: ``(private PEM path, public PEM path)``.
+
+        The tasks get the PEM text itself (a throw-away key, in playbooks of the same work dir): a
+        ``lookup('file', ...)`` would add the controller's templating to the times measured here.
+        """
+        private = os.path.join(self.workdir, 'bench-signing.key')
+        public = os.path.join(self.workdir, 'bench-signing.pub')
+        self.tool(['openssl', 'genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', private])
+        self.tool(['openssl', 'pkey', '-in', private, '-pubout', '-out', public])
+        return private, public
+
+    def sign_source(self, image, private):
+        """Sign the source image once (not measured): what the verifying copies and signature_verify read."""
+        steps, dummy = self.runner.play([('sign the source', sign_task(image, private))])
+        result = steps[0]['result']
+        if result.get('failed') or not result.get('changed') or result.get('signature', {}).get('format') != \
+                'simplesigning':
+            self.fail('sign did not sign %s: %s' % (image, json.dumps(result)[:1500]))
+        return result
+
+    def openssl_verify(self, repo, public):
+        """The reference tool: what users shell out to, curl for the bytes and openssl for the signature.
+
+        Three requests, as few as the task can make: HEAD the tag (its digest), GET the manifest under
+        ``sha256-<hex>.sig``, GET the payload; then check that the payload names the digest and
+        ``openssl dgst -sha256 -verify`` the base64 signature of the layer's annotation. Returns seconds.
+        """
+        folder = os.path.join(self.workdir, 'openssl-verify')
+        os.makedirs(folder, exist_ok=True)
+        script = OPENSSL_VERIFY % {'base': shlex.quote('http://%s/v2/%s' % (self.src, repo)),
+                                   'pub': shlex.quote(public), 'dir': shlex.quote(folder)}
+        out, seconds = self.tool(script, shell=True)
+        if 'Verified OK' not in out:
+            self.fail('curl + openssl dgst -verify did not verify the signature: %r' % out.strip()[-500:])
+        return seconds
+
+    def expect_both(self, section, label, step, expected_src, expected_dest):
+        src_counts, dest_counts = self.step_counts(step)
+        self.expect_counts(section, label + ' (source)', src_counts, expected_src)
+        if expected_dest:
+            self.expect_counts(section, label + ' (destination)', dest_counts, expected_dest)
+        else:
+            self.check(section, label + ': other registry', dest_counts['total'] == 0, format_counts(dest_counts), '0')
+        return src_counts, dest_counts
+
+    def section_signatures(self):
+        section = 'signatures'
+        image = self.ref('signed')
+        private_path, public_path = self.signing_keys()
+        private, public = read_text(private_path), read_text(public_path)
+        signed = self.sign_source(image, private)
+        digest = signed['digest']
+        self.info[section] = ('the small image (1 layer of 1 KiB and its config) signed once with sign (ECDSA P-256 '
+                              'key made with openssl genpkey); copies cross-registry, each into a fresh '
+                              'repository; deltas taken task minus task in the same play')
+        for number, measured in self.rounds_iter():
+            self.signature_copies(section, number, measured, image, private, public)
+            self.signature_tasks(section, number, measured, image, digest, private, public)
+            self.signature_reference(section, number, measured, public_path)
+
+    def signature_copies(self, section, number, measured, image, private, public):
+        """copy plain vs ``verify_signatures`` vs ``sign``, and the signing copy run again (unchanged).
+
+        Plain cross-registry copy of 2 blobs: see ``copy_expectations``. The gate adds, on the source
+        and before any write, the manifest under ``sha256-<hex>.sig`` and its one payload (it stops at
+        the first signature that verifies): 2 GETs. Signing (simple signing) adds on the destination a
+        GET of that tag (absent: 404), then for the payload a HEAD (absent), a POST and one PUT with the
+        bytes, a HEAD of the empty config (there: the repository has a signature of another image, made
+        by a warm-up copy, as a prod repository has), and the signature manifest's PUT under the tag.
+        Run again: the copy is a HEAD on each registry (the tag holds the digest), the signing
+        reads the signature back (the tag's manifest, the payload) to find it verifies: unchanged.
+        """
+        base = '%s/bench/signatures-%s/r%d' % (self.dest, self.run_id, number)
+        plain = ('copy plain', copy_task(image, base + '/plain:latest'))
+        gate = {'keys': [public]}
+        verified = ('copy verify_signatures', copy_task(image, base + '/verified:latest', verify_signatures=gate))
+        signing = copy_task(image, base + '/signed:latest', sign={'key': private})
+        order = [plain, verified] if number % 2 == 0 else [verified, plain]   # alternate which goes first
+        steps, dummy = self.runner.play(
+            [('warm-up copy (not measured)', copy_task(image, base + '/warm:latest', verify_signatures=gate)),
+             ('warm-up signed copy of another image (not measured)',
+              copy_task(self.ref('tiny'), base + '/signed:tiny', sign={'key': private}))]
+            + order + [('copy sign', signing), ('copy sign again', signing)])
+        named = dict((step['name'], step) for step in steps[2:])
+        for name, step in named.items():
+            result = step['result']
+            if result.get('failed') or bool(result.get('changed')) != (name != 'copy sign again'):
+                self.fail('%s reported changed=%s: %s' % (name, result.get('changed'), json.dumps(result)[:1500]))
+        plain_src, plain_dest = self.copy_expectations(2, mount=False)
+        reads = {'GET manifests': 1, 'GET blobs': 1}     # the .sig manifest and its one payload
+        writes = {'GET manifests': 1, 'HEAD blobs': 2, 'POST uploads': 1, 'PUT uploads': 1, 'PUT manifests': 1}
+        round_ = ', round %d' % (number + 1)
+        counts = {}
+        for name, expected_src, expected_dest in (
+                ('copy plain', plain_src, plain_dest),
+                ('copy verify_signatures', merged(plain_src, reads), plain_dest),
+                ('copy sign', plain_src, merged(plain_dest, writes)),
+                ('copy sign again', {'HEAD manifests': 1}, merged({'HEAD manifests': 1}, reads))):
+            counts[name] = self.expect_both(section, name + round_, named[name], expected_src, expected_dest)
+        self.add(section, 'copy_plain_s', named['copy plain']['seconds'], measured)
+        self.add(section, 'copy_verify_s', named['copy verify_signatures']['seconds'], measured)
+        self.add(section, 'copy_sign_s', named['copy sign']['seconds'], measured)
+        self.add(section, 'copy_sign_again_s', named['copy sign again']['seconds'], measured)
+        self.add(section, 'verify_delta_s', named['copy verify_signatures']['seconds'] - named['copy plain']['seconds'],
+                 measured)
+        self.add(section, 'sign_delta_s', named['copy sign']['seconds'] - named['copy plain']['seconds'], measured)
+        self.add(section, 'verify_src_delta_requests',
+                 counts['copy verify_signatures'][0]['total'] - counts['copy plain'][0]['total'], measured)
+        self.add(section, 'verify_dest_delta_requests',
+                 counts['copy verify_signatures'][1]['total'] - counts['copy plain'][1]['total'], measured)
+        self.add(section, 'sign_dest_delta_requests',
+                 counts['copy sign'][1]['total'] - counts['copy plain'][1]['total'], measured)
+        self.add(section, 'sign_again_requests', sum(c['total'] for c in counts['copy sign again']), measured)
+        added = delta_kinds(counts['copy sign'][1], counts['copy plain'][1])
+        # A blob upload is a POST (the upload session) and the PUT that carries the bytes.
+        self.add(section, 'sign_dest_blob_uploads', added.get('POST uploads', 0), measured)
+        self.add(section, 'sign_dest_manifest_puts', added.get('PUT manifests', 0), measured)
+
+    def signature_tasks(self, section, number, measured, image, digest, private, public):
+        """signature_verify and an unchanged sign, each minus a ping task, vs curl + openssl.
+
+        signature_verify lists every signature (full discovery): a HEAD of the tag (its digest); the
+        referrers API (404 on this registry); the fallback index ``sha256-<hex>`` (404); the cosign tags
+        ``.sig``, ``.att``, ``.sbom`` (a GET each, two 404); then the payload of the one signature found
+        (its manifest was read under the ``.sig`` tag). sign, unchanged: the HEAD, the ``.sig`` manifest, the payload.
+        """
+        steps, dummy = self.runner.play([('ping', PING), ('signature_verify', verify_task(image, public)),
+                                         ('sign, unchanged', sign_task(image, private)),
+                                         ('signature_verify again', verify_task(image, public)),
+                                         ('sign, unchanged, again', sign_task(image, private))])
+        ping = steps[0]
+        round_ = ', round %d' % (number + 1)
+        for step in steps[1:]:
+            result = step['result']
+            if step['name'].startswith('signature_verify'):
+                if result.get('failed') or not result.get('verified') or result.get('digest') != digest or \
+                        [s.get('verified') for s in result.get('signatures', [])] != [True]:
+                    self.fail('signature_verify did not verify the one signature: %s' % json.dumps(result)[:1500])
+                expected = {'HEAD manifests': 1, 'GET other': 1, 'GET manifests': 4, 'GET blobs': 1}
+            else:
+                if result.get('failed') or result.get('changed'):
+                    self.fail('sign of an already signed image reported changed=%s: %s'
+                              % (result.get('changed'), json.dumps(result)[:1500]))
+                expected = {'HEAD manifests': 1, 'GET manifests': 1, 'GET blobs': 1}
+            src_counts, dummy = self.expect_both(section, step['name'] + round_, step, expected, None)
+            # The first task of each module in the play includes building its payload on the
+            # controller (cached for the rest of the play): the second is the module's own cost.
+            key = ('verify' if step['name'].startswith('signature_verify') else 'sign_same') + \
+                ('_warm' if 'again' in step['name'] else '')
+            self.add(section, key + '_minus_ping_s', step['seconds'] - ping['seconds'], measured)
+            self.add(section, key + '_requests', src_counts['total'], measured)
+        self.add(section, 'ping_s', ping['seconds'], measured)
+
+    def signature_reference(self, section, number, measured, public_path):
+        """curl + openssl over the same signature; its three requests checked like the module's."""
+        before = self.log_mark()
+        seconds = self.openssl_verify('bench/signed', public_path)
+        src_counts, dummy = self.log_counts(before)
+        self.expect_counts(section, 'curl + openssl dgst -verify, round %d' % (number + 1), src_counts,
+                           {'HEAD manifests': 1, 'GET manifests': 1, 'GET blobs': 1})
+        self.add(section, 'openssl_s', seconds, measured)
+        self.add(section, 'openssl_requests', src_counts['total'], measured)
+
     # -- running -------------------------------------------------------------------------------
     def run(self):
         self.machine = machine_info(self.python)
@@ -622,7 +839,30 @@ def floors(bench):
         out.append(('5', '%s copy between registries, whole task <= skopeo copy' % human_bytes(bench.big_size),
                     '%.2fx (%s vs %s)' % (value, fmt(summary(cp['big_cross_s'])[0], 's'),
                                           fmt(summary(cp['big_cross_skopeo_s'])[0], 's')), value <= 1))
+    out.extend(signature_floors(s.get('signatures', {})))
     return out
+
+
+def signature_floors(sg):
+    """Issue 15: what verifying one key-based signature and signing add to a copy."""
+    if not sg.get('verify_delta_s'):
+        return []
+    delta = [a + b for a, b in zip(sg['verify_src_delta_requests'], sg['verify_dest_delta_requests'])]
+    value = summary(sg['verify_delta_s'])[0]
+    uploads, puts = max(sg['sign_dest_blob_uploads']), max(sg['sign_dest_manifest_puts'])
+    return [
+        ('15', 'copy verify_signatures (1 key-based signature): at most 3 more requests',
+         'max %d more (source), max %d more (destination)' % (max(sg['verify_src_delta_requests']),
+                                                              max(sg['verify_dest_delta_requests'])),
+         max(delta) <= 3 and max(sg['verify_dest_delta_requests']) == 0),
+        ('15', 'copy verify_signatures: under 50 ms more on loopback (task - task, median)',
+         '%s (min %s, max %s)' % (fmt(value, 's'), fmt(min(sg['verify_delta_s']), 's'),
+                                  fmt(max(sg['verify_delta_s']), 's')), value < 0.05),
+        ('15', 'copy sign: one blob upload and one manifest PUT more on the destination',
+         '%d blob upload%s (POST + PUT each: the payload; the empty config is there), %d manifest PUT, '
+         '%d requests more in all' % (uploads, '' if uploads == 1 else 's', puts, max(sg['sign_dest_delta_requests'])),
+         uploads <= 1 and puts == 1),
+    ]
 
 
 def report(bench, argv):
@@ -686,6 +926,32 @@ def report(bench, argv):
             ('blob_verify whole index, task - ping', 'task_minus_ping_s', 's', ('skopeo_s', 'skopeo --all')),
             ('blob_verify whole index, in-module', 'elapsed_s', 's', None),
             ('`skopeo copy --all docker:// dir:`', 'skopeo_s', 's', None)],
+        'signatures': [
+            ('copy cross-registry, plain, task', 'copy_plain_s', 's', None),
+            ('copy cross-registry, verify_signatures (1 key), task', 'copy_verify_s', 's', ('copy_plain_s', 'plain')),
+            ('verify_signatures: added time (task - task)', 'verify_delta_s', 's', None),
+            ('verify_signatures: added requests, source', 'verify_src_delta_requests', 'n', None),
+            ('verify_signatures: added requests, destination', 'verify_dest_delta_requests', 'n', None),
+            ('copy cross-registry, sign (simplesigning), task', 'copy_sign_s', 's', ('copy_plain_s', 'plain')),
+            ('sign: added time (task - task)', 'sign_delta_s', 's', None),
+            ('sign: added requests, destination', 'sign_dest_delta_requests', 'n', None),
+            ('sign: added blob uploads (POST + PUT each), destination', 'sign_dest_blob_uploads', 'n', None),
+            ('sign: added manifest PUTs, destination', 'sign_dest_manifest_puts', 'n', None),
+            ('copy with sign run again (unchanged), task', 'copy_sign_again_s', 's', ('copy_plain_s', 'plain')),
+            ('copy with sign run again (unchanged), requests (both registries)', 'sign_again_requests', 'n', None),
+            ('ansible.builtin.ping task', 'ping_s', 's', None),
+            ('signature_verify (1 key, 1 signature), task - ping', 'verify_minus_ping_s', 's',
+             ('openssl_s', 'curl + openssl')),
+            ('signature_verify, second task of the play, task - ping', 'verify_warm_minus_ping_s', 's',
+             ('openssl_s', 'curl + openssl')),
+            ('signature_verify, requests', 'verify_requests', 'n', ('openssl_requests', 'curl + openssl')),
+            ('sign, unchanged (already signed), task - ping', 'sign_same_minus_ping_s', 's',
+             ('openssl_s', 'curl + openssl')),
+            ('sign, unchanged, second task of the play, task - ping', 'sign_same_warm_minus_ping_s', 's',
+             ('openssl_s', 'curl + openssl')),
+            ('sign, unchanged, requests', 'sign_same_requests', 'n', None),
+            ('`curl` (HEAD, .sig manifest, payload) + `openssl dgst -sha256 -verify`', 'openssl_s', 's', None),
+            ('curl + openssl, requests', 'openssl_requests', 'n', None)],
     }
     for name, label in (('big', human_bytes(bench.big_size)), ('many', '%d layers' % bench.many_layers)):
         for case, text in (('mount', 'cross-repository (mount)'), ('cross', 'cross-registry')):
@@ -704,7 +970,7 @@ def report(bench, argv):
         heading = '%s (%s s).' % (bench.info.get(section, ''), bench.section_seconds.get(section))
         lines += ['', '## %s' % section, '', heading, '']
         lines += table(s[section], sections[section])
-    lines += ['', '## Floors (issues 3, 4, 5)', '']
+    lines += ['', '## Floors (issues 3, 4, 5, 15)', '']
     if bench.quick:
         lines += ['Quick mode: the sizes are too small for the floors to mean anything; they are shown to prove '
                   'that every figure is computed. Use a full run to judge them.', '']
