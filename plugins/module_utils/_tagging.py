@@ -16,7 +16,9 @@ their final tag write; ``tag`` calls it through :func:`tag_present`.
 
 :func:`delete_tags` removes tags without touching the image: the OCI tag
 DELETE where the registry has it, else a throw-away manifest pushed to the tag
-and deleted by its own digest.
+and deleted by its own digest. :func:`probe_deletion` finds out, without changing anything, whether
+the registry has deletion disabled: check mode of ``tag state=absent``, ``prune`` and ``delete``
+asks it, so a check run fails where the real run would.
 
 The ``tag`` module's two states are :func:`tag_present` and :func:`tag_absent`; both
 return a :class:`TagOutcome`, whose ``to_result()`` is the module's result.
@@ -368,16 +370,7 @@ class TagDeleter:
 
     def _probe(self, placeholder_digest: str) -> None:
         """DELETE a manifest that does not exist yet: 404 means deleting is allowed, 405 that it is not."""
-        try:
-            self._delete(placeholder_digest, 'DELETE probe %s@%s' % (self.name, placeholder_digest))
-        except NotFoundError:
-            pass
-        except UnsupportedError as error:
-            raise UnsupportedError(
-                'The registry %s does not allow deleting manifests (%s): deletion is disabled there (on a '
-                'distribution registry: storage.delete.enabled is false), and it has no tag DELETE, so the tag '
-                'cannot be removed. Nothing was changed' % (self.client.api_host, _status_text(error)),
-                status=error.status, url=error.url, codes=error.codes, errors=error.errors)
+        probe_deletion(self.client, self.repository, self.name, placeholder_digest)
         self.delete_allowed = True
 
     def _ensure_empty_blob(self) -> None:
@@ -418,6 +411,35 @@ class TagDeleter:
         return error
 
 
+TAG_CANNOT_GO = 'and it has no tag DELETE, so the tag cannot be removed'
+
+
+def deletion_disabled(client: RegistryClient, error: RegistryHTTPError, consequence: str = TAG_CANNOT_GO) -> UnsupportedError:
+    """The error of a registry that refuses every manifest DELETE (405, ``UNSUPPORTED``), saying what to change."""
+    return UnsupportedError(
+        'The registry %s does not allow deleting manifests (%s): deletion is disabled there (on a '
+        'distribution registry: storage.delete.enabled is false), %s. Nothing was changed'
+        % (client.api_host, _status_text(error), consequence),
+        status=error.status, url=error.url, codes=error.codes, errors=error.errors)
+
+
+def probe_deletion(client: RegistryClient, repository: str, name: str | None = None, digest: str | None = None,
+                   consequence: str = TAG_CANNOT_GO) -> None:
+    """Raise UnsupportedError when the registry has deletion disabled; change nothing either way.
+
+    One DELETE of a manifest that cannot exist (``digest``, or the digest of random bytes):
+    distribution answers 404 where deletion is enabled and 405 ``UNSUPPORTED`` where it is
+    not. Check mode needs it: without a write, nothing else tells the two apart.
+    """
+    digest = digest or compute_digest(uuid.uuid4().hex.encode('ascii'))
+    try:
+        client.delete_manifest(repository, digest, what='DELETE probe %s@%s' % (name or repository, digest))
+    except NotFoundError:
+        pass
+    except UnsupportedError as error:
+        raise deletion_disabled(client, error, consequence)
+
+
 def _status_text(error: RegistryHTTPError) -> str:
     text = 'HTTP %s' % error.status if error.status else 'an error'
     if error.codes:
@@ -447,6 +469,9 @@ def tag_absent(client: RegistryClient, reference: ImageReference, tags: Sequence
     sync = TagSync(reference.repository_name, None, entries)
     if not ctx.check_mode:
         _delete_all(client, reference, sync)
+    elif sync.changed:
+        # Check mode sees what the real run would meet: a registry with deletion disabled fails here too.
+        probe_deletion(client, repository, reference.repository_name)
     return TagOutcome(reference, sync, ctx)
 
 

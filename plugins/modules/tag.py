@@ -28,10 +28,11 @@ attributes:
   check_mode:
     support: full
     description:
-      - Asks the registry where every tag points and reports what a real run would change; sends no write request.
-      - One case check mode cannot see without writing. With O(state=absent) on a registry where deletion is
-        disabled, it reports the deletion, and the real run then fails, saying deletion is disabled and that
-        nothing was changed.
+      - Asks the registry where every tag points and reports what a real run would change; sends no write request
+        that could change anything.
+      - With O(state=absent), when a tag would be deleted, one C(DELETE) of a digest that cannot exist tells whether
+        the registry has deletion disabled (it answers 405 then, 404 otherwise); where it is disabled, check mode
+        fails as the real run would, saying so.
   diff_mode:
     support: full
     description: C(before) and C(after) map each tag to its digest; a tag that does not exist is left out.

@@ -293,7 +293,10 @@ def test_absent_tag_is_unchanged_and_check_mode_deletes_nothing(server, registry
     assert not tag_absent(client, ref(server, ''), ['nope']).sync.changed
     sync = tag_absent(client, ref(server, ''), ['rc', 'nope'], ctx=RunContext(check_mode=True)).sync
     assert sync.changed and sync.diff()['before'] == {'rc': DIGEST_A} and sync.diff()['after'] == {}
-    assert registry.writes() == [] and registry.tags == {'rc': DIGEST_A}
+    # The one write is the deletion probe: a DELETE of a digest the registry does not have.
+    probes = registry.writes()
+    assert len(probes) == 1 and probes[0].startswith('DELETE /v2/app/manifests/sha256:')
+    assert probes[0].rsplit('/', 1)[1] not in registry.manifests and registry.tags == {'rc': DIGEST_A}
 
 
 def test_absent_with_expected_digest_refuses_moved_tags(server, registry):
