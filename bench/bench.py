@@ -6,7 +6,8 @@
 
 One run starts its own two loopback registries (``--ports``, state under
 .build/bench/), seeds deterministic images (a big single-layer image, a 50-layer
-image, a 30-layer image, a multi-arch OCI index, a small image to sign) and measures, round by round
+image, a 30-layer image, a multi-arch OCI index, a small image to sign, 100 small images under 100 tags,
+1000 tags over a few images on both registries) and measures, round by round
 (every tool once per round, so all see the same machine load):
 
   blob_verify  the module on the big layer (task time minus an ansible.builtin.ping task's time, first
@@ -22,9 +23,14 @@ image, a 30-layer image, a multi-arch OCI index, a small image to sign) and meas
   signatures   copy cross-registry plain vs with verify_signatures (the source signed once with sign) and vs
                with sign (a fresh repository each round), requests added on each registry; signature_verify
                and an unchanged sign, each minus a ping task, vs curl + openssl dgst -sha256 -verify
+  sync         sync of 100 small tags to another registry, new then unchanged (each the first sync task of
+               its play; the unchanged one also as the second), vs skopeo sync twice; request counts on both
+               registries; the module's peak RSS and CPU time planning 1000 unchanged tags (and the 100)
+  export       export of the big image to a fresh OCI layout, vs skopeo copy docker:// oci:, and again into
+               the same layout (unchanged: no blob fetched)
 
 It prints markdown tables (median, min, max, and the median of the ratios taken
-round by round), the floors of the blob_verify/tag/copy/signature issues with PASS/FAIL,
+round by round), the floors of the blob_verify/tag/copy/signature/sync issues with PASS/FAIL,
 the request-count checks, and the machine. Exit 0 when the harness ran (floors
 are reported, not asserted) unless --strict. --quick: the smoke test of
 ``make test``: small sizes, one round, no warm-up; it asserts that every tool ran
@@ -71,11 +77,19 @@ from _common import (  # noqa: E402  pylint: disable=wrong-import-position
     summary,
 )
 
-SECTIONS = ('blob_verify', 'retag', 'copy', 'workers', 'index', 'signatures')
+# tests/utils, on the path once _common is imported: the synthetic images' helper.
+from synth_image import MT_DOCKER_MANIFEST, push_single  # noqa: E402  pylint: disable=wrong-import-position,wrong-import-order
+
+SECTIONS = ('blob_verify', 'retag', 'copy', 'workers', 'index', 'signatures', 'sync', 'export')
 SKOPEO_CACHE = '/var/lib/containers/cache/blob-info-cache-v1.boltdb'
 INDEX_PLATFORMS = ('linux/amd64', 'linux/arm64/v8', 'linux/arm/v7')
 # The 30-layer image of the blob_verify issue (the same shape as the seed's seed/many-layers).
 MANY30_SIZES = [256 + 64 * i for i in range(30)]
+# sync: a repository of small distinct images, one tag each, and for the memory row a repository of many tags
+# that point at a few images (seeded on both registries, so every tag is unchanged).
+SYNC_REPO = 'bench/sync'
+SYNC_MANY_REPO = 'bench/sync-many'
+SYNC_MANY_IMAGES = 5
 
 PING = {'ansible.builtin.ping': {}}
 # The reference for signature_verify: the bytes with curl, the signature with openssl (no jq: the
@@ -125,6 +139,18 @@ def verify_task(image, public_key):
     return {'imagelayers.registry.signature_verify': {'image': image, 'keys': [public_key]}}
 
 
+def sync_task(src, dest):
+    return {'imagelayers.registry.sync': {'repositories': [{'src': src, 'dest': dest}]}}
+
+
+def export_task(images, dest):
+    return {'imagelayers.registry.export': {'images': images, 'dest': dest, 'format': 'oci-layout'}}
+
+
+def sync_tag(index):
+    return '1.0.%d' % index
+
+
 def merged(*expectations):
     """The sum of several ``{'METHOD kind': n}`` request expectations."""
     total = {}
@@ -159,6 +185,8 @@ class Bench:
         self.many_layers = args.layers or (10 if self.quick else 50)
         self.many_size = parse_size(args.layer_size or ('64k' if self.quick else '2M'))
         self.index_sizes = [parse_size('16k'), parse_size('32k')] if self.quick else [1 << 20, 2 << 20]
+        self.sync_tags = 10 if self.quick else 100
+        self.sync_memory_tags = 50 if self.quick else 1000
         self.bv_workers = module_constant('_context.py', 'DEFAULT_WORKERS')
         self.copy_workers = module_constant('_context.py', 'DEFAULT_WORKERS')
         self.samples = {}     # section -> key -> [value per measured round]
@@ -223,17 +251,22 @@ class Bench:
 
     def skopeo(self, src, dest, extra=(), cold=True):
         """``skopeo copy`` docker:// -> ``dest``; returns seconds. The blob-info cache removed first."""
-        if cold and os.path.exists(SKOPEO_CACHE):
-            try:
-                os.unlink(SKOPEO_CACHE)
-                self.skopeo_cache_removed += 1
-            except OSError as error:
-                self.fail('cannot remove skopeo blob-info cache %s (run as root): %s' % (SKOPEO_CACHE, error))
+        if cold:
+            self.drop_skopeo_cache()
         command = ['skopeo', 'copy', '-q', '--src-tls-verify=false'] + list(extra)
         if dest.startswith('docker://'):
             command.append('--dest-tls-verify=false')
         dummy, seconds = self.tool(command + ['docker://' + src, dest])
         return seconds
+
+    def drop_skopeo_cache(self):
+        """Remove skopeo's blob-info cache: a cold run, as on a fresh CI runner."""
+        if os.path.exists(SKOPEO_CACHE):
+            try:
+                os.unlink(SKOPEO_CACHE)
+                self.skopeo_cache_removed += 1
+            except OSError as error:
+                self.fail('cannot remove skopeo blob-info cache %s (run as root): %s' % (SKOPEO_CACHE, error))
 
     def rounds_iter(self):
         for number in range(self.warmup + self.rounds):
@@ -241,9 +274,10 @@ class Bench:
 
     # -- setup -------------------------------------------------------------------------------
     def setup(self):
-        state = os.path.join(REPO_ROOT, '.build', 'bench', 'state')
-        self.registries = Registries(state, python=self.python)
         ports = self.args.ports
+        # One state directory per pair of ports: two runs on other ports never share a registry's storage.
+        state = os.path.join(REPO_ROOT, '.build', 'bench', 'state', 'ports-%d-%d' % tuple(ports))
+        self.registries = Registries(state, python=self.python)
         self.src = self.registries.start('bench-src', ports[0])
         self.dest = self.registries.start('bench-dest', ports[1])
         self.src_log = AccessLog(self.registries.log_path('bench-src'))
@@ -256,7 +290,7 @@ class Bench:
         reg = Registry(self.src, timeout=600)
         need = set(self.sections)
         started = time.perf_counter()
-        if need & {'blob_verify', 'copy'}:
+        if need & {'blob_verify', 'copy', 'export'}:
             self.images['big'] = push_big(reg, 'bench/big', self.big_size)
         if need & {'blob_verify', 'retag', 'workers', 'signatures'}:
             result = push_image(reg, 'bench/tiny', 'latest', kind='schema2', layer_sizes=[1024])
@@ -275,7 +309,28 @@ class Bench:
         if 'signatures' in need:
             # The small image: a signature's cost shows against a copy that costs little itself.
             self.images['signed'] = push_image(reg, 'bench/signed', 'latest', kind='schema2', layer_sizes=[1024])
+        if 'sync' in need:
+            self.seed_sync(reg, Registry(self.dest, timeout=600))
         self.seed_seconds = time.perf_counter() - started
+
+    def seed_sync(self, reg, dest):
+        """The sync rows' source: distinct small images (1 layer of 1 KiB each), one per tag. The memory row's
+        repository: many tags over a few images, on both registries (the same bytes, the same digests), so a
+        sync plans every tag and finds it unchanged without a first sync to wait for."""
+        for index in range(self.sync_tags):
+            push_single(reg, SYNC_REPO, sync_tag(index), False, [1024], seed='bench-sync|%d' % index)
+        for target in (reg, dest):
+            bodies = []
+            for index in range(SYNC_MANY_IMAGES):
+                digest = push_single(target, SYNC_MANY_REPO, None, False, [1024],
+                                     seed='bench-sync-many|%d' % index)['digest']
+                response = target.request('GET', target.url('/v2/%s/manifests/%s' % (SYNC_MANY_REPO, digest)),
+                                          headers={'Accept': MT_DOCKER_MANIFEST})
+                if response.status_code != 200:
+                    self.fail('GET %s@%s: HTTP %d' % (SYNC_MANY_REPO, digest, response.status_code))
+                bodies.append(response.content)
+            for index in range(self.sync_memory_tags):
+                target.push_manifest(SYNC_MANY_REPO, sync_tag(index), bodies[index % len(bodies)], MT_DOCKER_MANIFEST)
 
     def ref(self, name, host=None):
         return '%s/bench/%s:latest' % (host or self.src, name)
@@ -716,6 +771,219 @@ class Bench:
         self.add(section, 'openssl_s', seconds, measured)
         self.add(section, 'openssl_requests', src_counts['total'], measured)
 
+    # -- sync --------------------------------------------------------------------------------
+    def skopeo_sync(self, repo, prefix, cold):
+        """``skopeo sync`` of every tag of ``repo`` (source registry) to ``prefix/<last part of repo>`` (destination
+        registry); returns seconds. ``cold``: the blob-info cache removed first, as before every first copy."""
+        if cold:
+            self.drop_skopeo_cache()
+        dummy, seconds = self.tool(['skopeo', 'sync', '--src', 'docker', '--dest', 'docker', '--src-tls-verify=false',
+                                    '--dest-tls-verify=false', '%s/%s' % (self.src, repo),
+                                    '%s/%s' % (self.dest, prefix)])
+        return seconds
+
+    def dest_tags(self, repo):
+        """The destination repository's tags (read after the requests of a step were counted)."""
+        response = Registry(self.dest).request('GET', 'http://%s/v2/%s/tags/list' % (self.dest, repo))
+        if response.status_code != 200:
+            return []
+        return sorted(response.json().get('tags') or [])
+
+    @staticmethod
+    def sync_expectations(tags, new):
+        """Requests of a sync of ``tags`` single-layer tags (all new, or all unchanged) to another registry.
+
+        Plan: the source's tag list (one page), one HEAD per tag on each side. New tags (each its own image,
+        nothing shared): at the source a GET of the manifest and of both blobs; at the destination a HEAD per
+        blob (absent), a POST and one PUT with the bytes each, a HEAD of the manifest by digest (absent) and its
+        PUT by digest, then, in the tag phase, the PUT by tag.
+        """
+        src, dest = {'GET tags': 1, 'HEAD manifests': tags}, {'HEAD manifests': tags}
+        if new:
+            src = merged(src, {'GET manifests': tags, 'GET blobs': 2 * tags})
+            dest = merged(dest, {'HEAD manifests': tags, 'HEAD blobs': 2 * tags, 'POST uploads': 2 * tags,
+                                 'PUT uploads': 2 * tags, 'PUT manifests': 2 * tags})
+        return src, dest
+
+    def section_sync(self):
+        section = 'sync'
+        tags = self.sync_tags
+        self.info[section] = ('%d distinct small images (1 layer of 1 KiB and a config each), one tag each, synced '
+                              'to a fresh repository of the other registry each round, by the module and by skopeo '
+                              'sync (its blob-info cache removed before the first); the second run of each finds '
+                              'every tag unchanged; memory: %d unchanged tags over %d images'
+                              % (tags, self.sync_memory_tags, SYNC_MANY_IMAGES))
+        wanted = sorted(sync_tag(i) for i in range(tags))
+        for number, measured in self.rounds_iter():
+            base = 'bench/sync-%s/r%d' % (self.run_id, number)
+            # Alternate which goes first: both write to the same registries.
+            order = (self.sync_module, self.sync_skopeo) if number % 2 == 0 else (self.sync_skopeo, self.sync_module)
+            for step in order:
+                step(section, number, measured, base, wanted)
+            self.sync_memory(section, number, measured, base)
+
+    def sync_module(self, section, number, measured, base, wanted):
+        """The module's first and second sync, each the first sync task of its own play (as in two pipeline
+        runs), after a ping task; the second play runs the unchanged sync once more, as the second sync task of
+        the play: without the payload Ansible builds once per module and play, the module's own cost."""
+        tags = len(wanted)
+        task = sync_task('%s/%s' % (self.src, SYNC_REPO), '%s/%s/module' % (self.dest, base))
+        for key, new in (('first', True), ('again', False)):
+            plan = [('ping', PING), ('sync', task)] + ([] if new else [('sync, second task of the play', task)])
+            steps, dummy = self.runner.play(plan)
+            ping = steps[0]
+            self.add(section, 'ping_s', ping['seconds'], measured and new)
+            for step in steps[1:]:
+                name = key if step is steps[1] else key + '_warm'
+                self.sync_step(section, number, measured, step, name, tags, new)
+                self.add(section, name + '_minus_ping_s', step['seconds'] - ping['seconds'], measured)
+        if self.dest_tags('%s/module' % base) != wanted:
+            self.fail('sync left %s at the destination, expected the %d tags' % (self.dest_tags(base + '/module'), tags))
+
+    def sync_step(self, section, number, measured, step, key, tags, new):
+        """One sync task: its result, its requests on both registries (checked), its time."""
+        result = step['result']
+        if result.get('failed') or bool(result.get('changed')) != new or result.get('tags_selected') != tags \
+                or result.get('tags_changed' if new else 'tags_unchanged') != tags:
+            self.fail('sync (%s) did not do its job: %s' % (step['name'], json.dumps(result)[:1500]))
+        self.add(section, key + '_s', step['seconds'], measured)
+        src_counts, dest_counts = self.step_counts(step)
+        expected_src, expected_dest = self.sync_expectations(tags, new)
+        label = 'sync %d tags, %s%s, round %d' % (tags, 'new' if new else 'unchanged',
+                                                  ', second task of the play' if key.endswith('_warm') else '',
+                                                  number + 1)
+        self.expect_counts(section, label + ' (source)', src_counts, expected_src)
+        self.expect_counts(section, label + ' (destination)', dest_counts, expected_dest)
+        self.add(section, key + '_requests', src_counts['total'] + dest_counts['total'], measured)
+        self.add(section, key + '_list_requests', src_counts['by_kind'].get('tags', 0)
+                 + dest_counts['by_kind'].get('tags', 0), measured)
+
+    def sync_skopeo(self, section, number, measured, base, wanted):
+        """skopeo sync of the same tags to another fresh repository, twice; its requests reported, not checked."""
+        prefix = '%s/skopeo' % base
+        for key, cold in (('skopeo_first', True), ('skopeo_again', False)):
+            before = self.log_mark()
+            seconds = self.skopeo_sync(SYNC_REPO, prefix, cold)
+            src_counts, dest_counts = self.log_counts(before)
+            self.add(section, key + '_s', seconds, measured)
+            self.add(section, key + '_requests', src_counts['total'] + dest_counts['total'], measured)
+            if self.quick or number == 0:
+                self.counts.append({'section': section, 'case': 'skopeo sync %d tags, %s, round %d (not checked)'
+                                    % (len(wanted), 'new' if cold else 'unchanged', number + 1), 'ok': True,
+                                    'measured': 'source %s; destination %s' % (format_counts(src_counts),
+                                                                               format_counts(dest_counts)),
+                                    'expected': '-'})
+        copied = self.dest_tags('%s/%s' % (prefix, SYNC_REPO.rsplit('/', 1)[-1]))
+        if copied != wanted:
+            self.fail('skopeo sync left %d tags at the destination, expected %d' % (len(copied), len(wanted)))
+
+    def sync_memory(self, section, number, measured, base):
+        """The module's peak RSS and CPU time planning many unchanged tags, and the round's tags (unchanged by
+        now); the task's time too, though the wrapper that reads the RSS adds a process start to it."""
+        round_ = ', round %d' % (number + 1)
+        for key, src, dest, tags in (
+                ('tags', SYNC_REPO, '%s/module' % base, self.sync_tags),
+                ('many', SYNC_MANY_REPO, SYNC_MANY_REPO, self.sync_memory_tags)):
+            steps, peaks = self.runner.play([('sync', sync_task('%s/%s' % (self.src, src),
+                                                                '%s/%s' % (self.dest, dest)))], rss=True)
+            result = steps[0]['result']
+            if result.get('failed') or result.get('changed') or result.get('tags_unchanged') != tags:
+                self.fail('sync of %d unchanged tags did not find them unchanged: %s' % (tags, json.dumps(result)[:1500]))
+            mine = [peak for peak in peaks if 'sync' in peak[1]] or peaks
+            self.add(section, 'rss_%s_mib' % key, max(peak[0] for peak in mine) / 1024.0, measured)
+            self.add(section, 'cpu_%s_s' % key, max(peak[2] for peak in mine), measured)
+            self.add(section, 'rss_task_%s_s' % key, steps[0]['seconds'], measured)
+            src_counts, dest_counts = self.step_counts(steps[0])
+            expected_src, expected_dest = self.sync_expectations(tags, False)
+            label = 'sync %d tags, unchanged, peak RSS%s' % (tags, round_)
+            self.expect_counts(section, label + ' (source)', src_counts, expected_src)
+            self.expect_counts(section, label + ' (destination)', dest_counts, expected_dest)
+        samples = self.samples.get(section, {})
+        if measured:
+            self.add(section, 'rss_growth_mib', samples['rss_many_mib'][-1] - samples['rss_tags_mib'][-1], measured)
+
+    # -- export ------------------------------------------------------------------------------
+    def section_export(self):
+        section = 'export'
+        big = self.images['big']
+        image = self.ref('big')
+        self.info[section] = ('the big image (%s in 1 layer) to a fresh OCI layout directory each round, by the '
+                              'module and by skopeo copy docker:// oci: and dir: (its blob-info cache removed first); then '
+                              'the module again into the same directory' % human_bytes(big['size']))
+        for number, measured in self.rounds_iter():
+            target = os.path.join(self.workdir, 'export-r%d' % number)
+            order = (self.export_module, self.export_skopeo) if number % 2 == 0 else \
+                (self.export_skopeo, self.export_module)
+            for step in order:
+                step(section, number, measured, image, target)
+
+    def export_module(self, section, number, measured, image, target):
+        """Two exports into ``target``, each the first export task of its play after a ping task: the first
+        fetches both blobs, the second finds them there (hashed on disk) and fetches none."""
+        big = self.images['big']
+        layout = target + '-module'
+        round_ = ', round %d' % (number + 1)
+        for key, new in (('first', True), ('again', False)):
+            steps, dummy = self.runner.play([('ping', PING), ('export', export_task([image], layout))])
+            ping, step = steps
+            result = step['result']
+            fetched = 2 if new else 0
+            if result.get('failed') or bool(result.get('changed')) != new or result.get('blobs_fetched') != fetched \
+                    or result.get('bytes_transferred') != (sum(big['blob_sizes']) if new else 0):
+                self.fail('export (%s) did not do its job: %s' % (key, json.dumps(result)[:1500]))
+            self.add(section, key + '_s', step['seconds'], measured)
+            self.add(section, key + '_minus_ping_s', step['seconds'] - ping['seconds'], measured)
+            src_counts, dummy = self.step_counts(step)
+            # The manifest (a GET by tag), then with an empty layout one GET per blob; none once they are there.
+            expected = {'GET manifests': 1, 'GET blobs': fetched}
+            self.expect_counts(section, 'export, %s%s' % ('fresh layout' if new else 'same layout again', round_),
+                               src_counts, expected)
+            self.add(section, key + '_requests', src_counts['total'], measured)
+            self.add(section, key + '_blob_gets', src_counts['by_method_kind'].get('GET blobs', 0), measured)
+        self.check_layout(layout, 'export')
+        shutil.rmtree(layout, ignore_errors=True)
+
+    def export_skopeo(self, section, number, measured, image, target):
+        layout = target + '-skopeo'
+        before = self.log_mark()
+        seconds = self.skopeo(image, 'oci:%s:latest' % layout)
+        src_counts, dummy = self.log_counts(before)
+        self.add(section, 'skopeo_s', seconds, measured)
+        self.add(section, 'skopeo_requests', src_counts['total'], measured)
+        if self.quick or number == 0:
+            self.counts.append({'section': section, 'case': 'skopeo copy docker:// oci:, round %d (not checked)'
+                                % (number + 1), 'ok': True, 'measured': format_counts(src_counts), 'expected': '-'})
+        self.check_layout(layout, 'skopeo copy docker:// oci:')
+        shutil.rmtree(layout, ignore_errors=True)
+        # The same bytes written unchanged (skopeo's dir: destination does not compress): the reference that
+        # does the module's work, no more.
+        folder = target + '-skopeo-dir'
+        seconds = self.skopeo(image, 'dir:' + folder)
+        copied = os.path.join(folder, self.images['big']['layer'].split(':', 1)[1])
+        if not os.path.isfile(copied) or os.path.getsize(copied) != self.images['big']['size']:
+            self.fail('skopeo copy to dir: did not leave the layer at %s' % copied)
+        shutil.rmtree(folder, ignore_errors=True)
+        self.add(section, 'skopeo_dir_s', seconds, measured)
+
+    def check_layout(self, layout, who):
+        """The layout lists one image whose one layer file is there, at least the big layer's size: skopeo's OCI
+        destination gzips a layer it finds uncompressed (the bench's is random bytes), so its digest differs."""
+        size = self.images['big']['size']
+        try:
+            with open(os.path.join(layout, 'index.json')) as handle:
+                entry = json.load(handle)['manifests'][0]
+            with open(self.layout_blob(layout, entry['digest'])) as handle:
+                layer = json.load(handle)['layers'][0]
+            ok = layer['size'] >= size and os.path.getsize(self.layout_blob(layout, layer['digest'])) == layer['size']
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            ok = False
+        if not ok:
+            self.fail('%s did not leave an OCI layout with a layer of %d bytes or more in %s' % (who, size, layout))
+
+    @staticmethod
+    def layout_blob(layout, digest):
+        return os.path.join(layout, 'blobs', *digest.split(':', 1))
+
     # -- running -------------------------------------------------------------------------------
     def run(self):
         self.machine = machine_info(self.python)
@@ -840,6 +1108,8 @@ def floors(bench):
                     '%.2fx (%s vs %s)' % (value, fmt(summary(cp['big_cross_s'])[0], 's'),
                                           fmt(summary(cp['big_cross_skopeo_s'])[0], 's')), value <= 1))
     out.extend(signature_floors(s.get('signatures', {})))
+    out.extend(sync_floors(bench, s.get('sync', {})))
+    out.extend(export_floors(bench, s.get('export', {})))
     return out
 
 
@@ -862,6 +1132,82 @@ def signature_floors(sg):
          '%d blob upload%s (POST + PUT each: the payload; the empty config is there), %d manifest PUT, '
          '%d requests more in all' % (uploads, '' if uploads == 1 else 's', puts, max(sg['sign_dest_delta_requests'])),
          uploads <= 1 and puts == 1),
+    ]
+
+
+def sync_rows(tags, many):
+    return [
+        ('ansible.builtin.ping task', 'ping_s', 's', None),
+        ('sync %d new tags, task' % tags, 'first_s', 's', ('skopeo_first_s', 'skopeo sync')),
+        ('sync %d new tags, task - ping' % tags, 'first_minus_ping_s', 's', ('skopeo_first_s', 'skopeo sync')),
+        ('`skopeo sync --src docker --dest docker`, %d new tags' % tags, 'skopeo_first_s', 's', None),
+        ('sync %d unchanged tags (second run), task' % tags, 'again_s', 's', ('skopeo_again_s', 'skopeo sync')),
+        ('sync %d unchanged tags, task - ping' % tags, 'again_minus_ping_s', 's', ('skopeo_again_s', 'skopeo sync')),
+        ('sync %d unchanged tags, second sync task of the play, task - ping' % tags, 'again_warm_minus_ping_s', 's',
+         ('skopeo_again_s', 'skopeo sync')),
+        ('`skopeo sync`, second run, %d unchanged tags' % tags, 'skopeo_again_s', 's', None),
+        ('sync %d new tags, requests (both registries)' % tags, 'first_requests', 'n',
+         ('skopeo_first_requests', 'skopeo')),
+        ('skopeo sync %d new tags, requests (both registries)' % tags, 'skopeo_first_requests', 'n', None),
+        ('sync %d unchanged tags, requests (both registries)' % tags, 'again_requests', 'n',
+         ('skopeo_again_requests', 'skopeo')),
+        ('... of which tag lists', 'again_list_requests', 'n', None),
+        ('skopeo sync %d unchanged tags, requests (both registries)' % tags, 'skopeo_again_requests', 'n', None),
+        ('module peak RSS, sync of %d unchanged tags' % tags, 'rss_tags_mib', 'MiB', None),
+        ('module peak RSS, sync of %d unchanged tags' % many, 'rss_many_mib', 'MiB', None),
+        ('module peak RSS growth, %d tags vs %d' % (many, tags), 'rss_growth_mib', 'MiB', None),
+        ('module process CPU time, sync of %d unchanged tags' % tags, 'cpu_tags_s', 's', None),
+        ('module process CPU time, sync of %d unchanged tags' % many, 'cpu_many_s', 's', ('cpu_tags_s', '%d tags' % tags)),
+        ('sync of %d unchanged tags, task (with the peak-RSS wrapper)' % tags, 'rss_task_tags_s', 's', None),
+        ('sync of %d unchanged tags, task (with the peak-RSS wrapper)' % many, 'rss_task_many_s', 's',
+         ('rss_task_tags_s', '%d tags' % tags))]
+
+
+def sync_floors(bench, sy):
+    """Issue 16: sync against skopeo sync, the requests of unchanged tags, memory in the number of tags."""
+    if not sy.get('first_s'):
+        return []
+    tags = bench.sync_tags
+    first = median_ratio(sy, 'first_minus_ping_s', 'skopeo_first_s')
+    again = median_ratio(sy, 'again_s', 'skopeo_again_s')
+    again_minus_ping = median_ratio(sy, 'again_minus_ping_s', 'skopeo_again_s')
+    again_warm = median_ratio(sy, 'again_warm_minus_ping_s', 'skopeo_again_s')
+    per_tag = max(r - lists for r, lists in zip(sy['again_requests'], sy['again_list_requests'])) / float(tags)
+    rss = max(sy['rss_many_mib'])
+    return [
+        ('16', '%d new small tags: sync task - ping <= 1.0x skopeo sync' % tags, '%.2fx (%s vs %s)'
+         % (first, fmt(summary(sy['first_minus_ping_s'])[0], 's'), fmt(summary(sy['skopeo_first_s'])[0], 's')),
+         first <= 1.0),
+        ('16', '%d unchanged tags: sync task <= 0.3x a second skopeo sync' % tags, '%.2fx (%s vs %s; task - ping '
+         '%.2fx, second sync task of the play - ping %.2fx)'
+         % (again, fmt(summary(sy['again_s'])[0], 's'), fmt(summary(sy['skopeo_again_s'])[0], 's'), again_minus_ping,
+            again_warm), again <= 0.3),
+        ('16', '%d unchanged tags: at most 2 requests per tag plus the tag lists' % tags,
+         'max %d requests: %.2f per tag plus %d tag list%s (skopeo: %d)'
+         % (max(sy['again_requests']), per_tag, max(sy['again_list_requests']),
+            '' if max(sy['again_list_requests']) == 1 else 's', summary(sy['skopeo_again_requests'])[0]),
+         per_tag <= 2),
+        ('16', 'sync planning %d unchanged tags: module peak RSS under 100 MiB (worst round)' % bench.sync_memory_tags,
+         '%.1f MiB (%d tags: %.1f MiB)' % (rss, tags, max(sy['rss_tags_mib'])), rss < 100),
+    ]
+
+
+def export_floors(bench, ex):
+    """Issue 16: export to an OCI layout against skopeo copy, and a second export that fetches no blob."""
+    if not ex.get('first_s'):
+        return []
+    value = median_ratio(ex, 'first_minus_ping_s', 'skopeo_s')
+    dir_value = median_ratio(ex, 'first_minus_ping_s', 'skopeo_dir_s')
+    gets = max(ex['again_blob_gets'])
+    return [
+        ('16', '%s export to an OCI layout: task - ping <= 1.0x skopeo copy docker:// oci:' % human_bytes(bench.big_size),
+         '%.2fx (%s vs %s)' % (value, fmt(summary(ex['first_minus_ping_s'])[0], 's'),
+                               fmt(summary(ex['skopeo_s'])[0], 's')), value <= 1.0),
+        ('16', '... and <= 1.0x skopeo copy docker:// dir: (which, unlike oci:, does not gzip the uncompressed layer)',
+         '%.2fx (%s vs %s)' % (dir_value, fmt(summary(ex['first_minus_ping_s'])[0], 's'),
+                               fmt(summary(ex['skopeo_dir_s'])[0], 's')), dir_value <= 1.0),
+        ('16', 'export again into the same layout: no blob GET', 'max %d blob GETs, %d requests'
+         % (gets, max(ex['again_requests'])), gets == 0),
     ]
 
 
@@ -952,6 +1298,19 @@ def report(bench, argv):
             ('sign, unchanged, requests', 'sign_same_requests', 'n', None),
             ('`curl` (HEAD, .sig manifest, payload) + `openssl dgst -sha256 -verify`', 'openssl_s', 's', None),
             ('curl + openssl, requests', 'openssl_requests', 'n', None)],
+        'sync': sync_rows(bench.sync_tags, bench.sync_memory_tags),
+        'export': [
+            ('export to a fresh OCI layout, task', 'first_s', 's', ('skopeo_s', 'skopeo copy')),
+            ('export to a fresh OCI layout, task - ping', 'first_minus_ping_s', 's', ('skopeo_s', 'skopeo copy')),
+            ('`skopeo copy docker:// oci:DIR:TAG` (gzips the layer: see the floors)', 'skopeo_s', 's', None),
+            ('`skopeo copy docker:// dir:DIR` (the same bytes, unchanged)', 'skopeo_dir_s', 's',
+             ('first_minus_ping_s', 'export task - ping')),
+            ('export again into the same layout (unchanged), task', 'again_s', 's', ('first_s', 'first export')),
+            ('export again, task - ping', 'again_minus_ping_s', 's', ('skopeo_s', 'skopeo copy')),
+            ('export to a fresh layout, requests', 'first_requests', 'n', ('skopeo_requests', 'skopeo copy')),
+            ('export again, requests', 'again_requests', 'n', None),
+            ('export again, blob GETs', 'again_blob_gets', 'n', None),
+            ('skopeo copy docker:// oci:, requests', 'skopeo_requests', 'n', None)],
     }
     for name, label in (('big', human_bytes(bench.big_size)), ('many', '%d layers' % bench.many_layers)):
         for case, text in (('mount', 'cross-repository (mount)'), ('cross', 'cross-registry')):
@@ -970,7 +1329,7 @@ def report(bench, argv):
         heading = '%s (%s s).' % (bench.info.get(section, ''), bench.section_seconds.get(section))
         lines += ['', '## %s' % section, '', heading, '']
         lines += table(s[section], sections[section])
-    lines += ['', '## Floors (issues 3, 4, 5, 15)', '']
+    lines += ['', '## Floors (issues 3, 4, 5, 15, 16)', '']
     if bench.quick:
         lines += ['Quick mode: the sizes are too small for the floors to mean anything; they are shown to prove '
                   'that every figure is computed. Use a full run to judge them.', '']
