@@ -7,8 +7,8 @@
 One run starts its own two loopback registries (``--ports``, state under
 .build/bench/), seeds deterministic images (a big single-layer image, a 50-layer
 image, a 30-layer image, a multi-arch OCI index, a small image to sign, 100 small images under 100 tags,
-1000 tags over a few images on both registries) and measures, round by round
-(every tool once per round, so all see the same machine load):
+1000 tags over a few images on both registries, 1000 tags over a few dated images and indexes to prune)
+and measures, round by round (every tool once per round, so all see the same machine load):
 
   blob_verify  the module on the big layer (task time minus an ansible.builtin.ping task's time, first
                and second task of a play; in-module throughput) vs curl | openssl dgst -sha256,
@@ -28,15 +28,18 @@ image, a 30-layer image, a multi-arch OCI index, a small image to sign, 100 smal
                registries; the module's peak RSS and CPU time planning 1000 unchanged tags (and the 100)
   export       export of the big image to a fresh OCI layout, vs skopeo copy docker:// oci:, and again into
                the same layout (unchanged: no blob fetched)
+  prune        prune's plan (check mode) of 1000 tags over 7 dated digests (2 of them indexes), rules that leave
+               the build-/pr- tags to their age; then a real run on a fresh copy of the repository (seeded by tag
+               PUTs) and a second, unchanged run: the deletion cost per tag; request counts of each
 
 It prints markdown tables (median, min, max, and the median of the ratios taken
-round by round), the floors of the blob_verify/tag/copy/signature/sync issues with PASS/FAIL,
+round by round), the floors of the blob_verify/tag/copy/signature/sync/retention issues with PASS/FAIL,
 the request-count checks, and the machine. Exit 0 when the harness ran (floors
 are reported, not asserted) unless --strict. --quick: the smoke test of
 ``make test``: small sizes, one round, no warm-up; it asserts that every tool ran
 and that the request counts (deterministic) hold, never a time.
 
-    bench/bench.py                         # full run (5 rounds after 1 warm-up), about 6 minutes
+    bench/bench.py                         # full run (5 rounds after 1 warm-up), about 10 minutes
     bench/bench.py --quick                 # smoke test, under 2 minutes
     bench/bench.py --only blob_verify,retag --rounds 7 --markdown out.md --json out.json
 """
@@ -44,6 +47,7 @@ and that the request counts (deterministic) hold, never a time.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import datetime
 import hashlib
 import json
@@ -78,9 +82,17 @@ from _common import (  # noqa: E402  pylint: disable=wrong-import-position
 )
 
 # tests/utils, on the path once _common is imported: the synthetic images' helper.
-from synth_image import MT_DOCKER_MANIFEST, push_single  # noqa: E402  pylint: disable=wrong-import-position,wrong-import-order
+from synth_image import (  # noqa: E402  pylint: disable=wrong-import-position,wrong-import-order
+    MT_DOCKER_MANIFEST,
+    MT_OCI_CONFIG,
+    MT_OCI_INDEX,
+    MT_OCI_LAYER,
+    MT_OCI_MANIFEST,
+    make_layer,
+    push_single,
+)
 
-SECTIONS = ('blob_verify', 'retag', 'copy', 'workers', 'index', 'signatures', 'sync', 'export')
+SECTIONS = ('blob_verify', 'retag', 'copy', 'workers', 'index', 'signatures', 'sync', 'export', 'prune')
 SKOPEO_CACHE = '/var/lib/containers/cache/blob-info-cache-v1.boltdb'
 INDEX_PLATFORMS = ('linux/amd64', 'linux/arm64/v8', 'linux/arm/v7')
 # The 30-layer image of the blob_verify issue (the same shape as the seed's seed/many-layers).
@@ -90,6 +102,20 @@ MANY30_SIZES = [256 + 64 * i for i in range(30)]
 SYNC_REPO = 'bench/sync'
 SYNC_MANY_REPO = 'bench/sync-many'
 SYNC_MANY_IMAGES = 5
+# prune: one repository of many tags over a few dated images (two of them indexes), planned in check mode every
+# round; the real run works on a fresh copy of it. Old images are 2020's, new ones a day old at seeding: with
+# newer_than 30d the build-/pr- tags (the candidates, 7 in 10) are decided by age, the others by their name.
+PRUNE_REPO = 'bench/prune'
+PRUNE_CANDIDATES = '^(build|pr)-'
+PRUNE_KEEP = {'semver_latest': 10, 'patterns': ['^stable$', r'^v?\d+\.\d+$'], 'newer_than': '30d'}
+# name -> (created of each manifest: one for an image, one per child for an index); an index's age is its
+# newest child's, so index-new (one old child, one new) is kept.
+PRUNE_IMAGES = {'old-1': ('2020-01-01T00:00:00Z',), 'old-2': ('2020-02-01T00:00:00Z',),
+                'old-3': ('2020-03-01T00:00:00Z',), 'new-1': (None,), 'new-2': (None,),
+                'index-old': ('2020-04-01T00:00:00Z', '2020-04-02T00:00:00Z'),
+                'index-new': ('2020-05-01T00:00:00Z', None)}
+PRUNE_ORDER = ('old-1', 'old-2', 'old-3', 'new-1', 'new-2', 'index-old', 'index-new')
+PRUNE_PLATFORMS = ({'os': 'linux', 'architecture': 'amd64'}, {'os': 'linux', 'architecture': 'arm64'})
 
 PING = {'ansible.builtin.ping': {}}
 # The reference for signature_verify: the bytes with curl, the signature with openssl (no jq: the
@@ -110,6 +136,7 @@ grep -q "\"docker-manifest-digest\":\"$digest\"" "$dir/payload.json"
 openssl dgst -sha256 -verify %(pub)s -signature "$dir/signature.bin" "$dir/payload.json"
 """
 MIB = float(1 << 20)
+SEED_THREADS = 4   # parallel manifest PUTs when seeding a repository of many tags (a requests session each)
 
 
 def bv_task(image, workers=None):
@@ -147,6 +174,62 @@ def export_task(images, dest):
     return {'imagelayers.registry.export': {'images': images, 'dest': dest, 'format': 'oci-layout'}}
 
 
+def prune_task(repository, check_mode):
+    """The issue's prune (without keep.tags): check_mode true is the plan an operator reviews."""
+    return {'imagelayers.registry.prune': {'repository': repository, 'keep': PRUNE_KEEP,
+                                           'candidates': PRUNE_CANDIDATES}, 'check_mode': check_mode}
+
+
+def prune_layout(count):
+    """``{tag: image name}``, ``count`` tags in blocks of 10: a semver tag (the 10 highest kept), a tag the
+    patterns keep, ``stable`` once then ``rc-N`` (not candidates), 4 ``build-N`` and 3 ``pr-N``; the image
+    cycles through PRUNE_ORDER, shifted every block so that every image gets tags of every kind."""
+    layout = {}
+    for index in range(count):
+        block, kind = divmod(index, 10)
+        if kind == 0:
+            tag = 'v1.0.%d' % block
+        elif kind == 1:
+            tag = 'v%d.0' % block
+        elif kind == 2:
+            tag = 'stable' if block == 0 else 'rc-%d' % index
+        else:
+            tag = '%s-%d' % ('build' if kind < 7 else 'pr', index)
+        layout[tag] = PRUNE_ORDER[(index + block) % len(PRUNE_ORDER)]
+    return layout
+
+
+def prune_doomed(layout):
+    """The tags the plan deletes: the candidates on an old image (an index is as old as its newest child)."""
+    old = {name for name, dates in PRUNE_IMAGES.items() if None not in dates}
+    return sorted(tag for tag, name in layout.items() if re.search(PRUNE_CANDIDATES, tag) and name in old)
+
+
+def prune_plan_expectations(layout, changed):
+    """Requests of prune's plan over ``layout`` (the tags there): the tag list (distribution returns every tag
+    in one page); a HEAD per tag its name decides; a manifest GET per tag its age decides (the candidates), then
+    once per such digest its config, for an index its children's manifests and configs; with anything to
+    delete, the probe DELETE of a digest that cannot exist (404)."""
+    by_age = [tag for tag in layout if re.search(PRUNE_CANDIDATES, tag)]
+    names = set(layout[tag] for tag in by_age)
+    children = sum(len(PRUNE_IMAGES[name]) for name in names if name.startswith('index'))
+    configs = sum(len(PRUNE_IMAGES[name]) for name in names)
+    expected = {'GET tags': 1, 'HEAD manifests': len(layout) - len(by_age), 'GET manifests': len(by_age) + children,
+                'GET blobs': configs}
+    if changed:
+        expected['DELETE manifests'] = 1
+    return expected
+
+
+def prune_real_expectations(layout, deleted):
+    """A real run: the plan, then (distribution 2.8, no tag DELETE) a tag DELETE tried once (400), the empty
+    blob checked and uploaded once (HEAD, POST, PUT), and per tag a placeholder manifest PUT under the tag, the
+    placeholder's DELETE by digest and a HEAD that finds the tag gone. With delete: tags no manifest DELETE."""
+    return merged(prune_plan_expectations(layout, True),
+                  {'DELETE manifests': 1 + deleted, 'PUT manifests': deleted, 'HEAD manifests': deleted,
+                   'HEAD blobs': 1, 'POST uploads': 1, 'PUT uploads': 1})
+
+
 def sync_tag(index):
     return '1.0.%d' % index
 
@@ -164,6 +247,15 @@ def delta_kinds(counts, baseline):
     """``{'METHOD kind': n}`` that ``counts`` has more than ``baseline`` (the requests a task option added)."""
     got, base = counts['by_method_kind'], baseline['by_method_kind']
     return dict((key, got[key] - base.get(key, 0)) for key in got if got[key] != base.get(key, 0))
+
+
+def json_bytes(document):
+    """Compact JSON, keys sorted: the same bytes, the same digest, on every run."""
+    return json.dumps(document, sort_keys=True, separators=(',', ':')).encode('utf-8')
+
+
+def sha256(data):
+    return 'sha256:' + hashlib.sha256(data).hexdigest()
 
 
 def read_text(path):
@@ -187,6 +279,7 @@ class Bench:
         self.index_sizes = [parse_size('16k'), parse_size('32k')] if self.quick else [1 << 20, 2 << 20]
         self.sync_tags = 10 if self.quick else 100
         self.sync_memory_tags = 50 if self.quick else 1000
+        self.prune_tags = 100 if self.quick else 1000
         self.bv_workers = module_constant('_context.py', 'DEFAULT_WORKERS')
         self.copy_workers = module_constant('_context.py', 'DEFAULT_WORKERS')
         self.samples = {}     # section -> key -> [value per measured round]
@@ -311,6 +404,8 @@ class Bench:
             self.images['signed'] = push_image(reg, 'bench/signed', 'latest', kind='schema2', layer_sizes=[1024])
         if 'sync' in need:
             self.seed_sync(reg, Registry(self.dest, timeout=600))
+        if 'prune' in need:
+            self.seed_prune(reg)
         self.seed_seconds = time.perf_counter() - started
 
     def seed_sync(self, reg, dest):
@@ -331,6 +426,73 @@ class Bench:
                 bodies.append(response.content)
             for index in range(self.sync_memory_tags):
                 target.push_manifest(SYNC_MANY_REPO, sync_tag(index), bodies[index % len(bodies)], MT_DOCKER_MANIFEST)
+
+    def seed_prune(self, reg):
+        """prune's repository: one shared 1 KiB layer, an OCI image per date (config ``created``), the indexes'
+        children by digest, then every tag of the layout (a manifest PUT each, no blob moved)."""
+        layer, diff_id = make_layer('bench-prune', 0, 1024)
+        layer_digest = reg.push_blob(PRUNE_REPO, layer)
+        layer_desc = {'mediaType': MT_OCI_LAYER, 'size': len(layer), 'digest': layer_digest}
+        fresh = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)).strftime(
+            '%Y-%m-%dT%H:%M:%SZ')
+        images, children, blobs = {}, [], [layer_digest]
+        for name in PRUNE_ORDER:
+            built = []
+            for number, created in enumerate(PRUNE_IMAGES[name]):
+                platform = PRUNE_PLATFORMS[number]
+                config = json_bytes(dict(platform, created=created or fresh, rootfs={'type': 'layers',
+                                                                                     'diff_ids': [diff_id]},
+                                         config={'Labels': {'bench': '%s/%d' % (name, number)}}))
+                blobs.append(reg.push_blob(PRUNE_REPO, config))
+                body = json_bytes({'schemaVersion': 2, 'mediaType': MT_OCI_MANIFEST, 'layers': [layer_desc],
+                                   'config': {'mediaType': MT_OCI_CONFIG, 'size': len(config), 'digest': blobs[-1]}})
+                built.append((body, platform))
+            if not name.startswith('index'):
+                images[name] = (built[0][0], MT_OCI_MANIFEST)
+                continue
+            entries = []
+            for body, platform in built:
+                children.append(body)
+                entries.append({'mediaType': MT_OCI_MANIFEST, 'size': len(body), 'platform': platform,
+                                'digest': reg.push_manifest(PRUNE_REPO, sha256(body), body, MT_OCI_MANIFEST)})
+            images[name] = (json_bytes({'schemaVersion': 2, 'mediaType': MT_OCI_INDEX, 'manifests': entries}),
+                            MT_OCI_INDEX)
+        self.images['prune'] = {'images': images, 'children': children, 'blobs': blobs,
+                                'layout': prune_layout(self.prune_tags)}
+        self.prune_tag_all(reg, PRUNE_REPO)
+
+    def prune_tag_all(self, reg, repo):
+        """Every tag of prune's layout in ``repo``, whose children and blobs are there: one manifest PUT a tag,
+        SEED_THREADS at a time (each thread its own session), since seeding is not what is measured."""
+        seeded = self.images['prune']
+        items = list(seeded['layout'].items())
+        shares = [items[i::SEED_THREADS] for i in range(SEED_THREADS)]
+
+        def put(share):
+            session = Registry(reg.base, timeout=600)
+            for tag, name in share:
+                body, media_type = seeded['images'][name]
+                session.push_manifest(repo, tag, body, media_type)
+
+        with concurrent.futures.ThreadPoolExecutor(SEED_THREADS) as pool:
+            for future in [pool.submit(put, share) for share in shares]:
+                future.result()
+
+    def prune_copy(self, repo):
+        """A fresh copy of prune's repository: its blobs mounted, the indexes' children PUT by digest, then every
+        tag PUT. Returns seconds."""
+        started = time.perf_counter()
+        reg = Registry(self.src, timeout=600)
+        seeded = self.images['prune']
+        for digest in seeded['blobs']:
+            mount = '/v2/%s/blobs/uploads/?mount=%s&from=%s' % (repo, digest, PRUNE_REPO)
+            response = reg.request('POST', reg.url(mount), headers={'Content-Length': '0'})
+            if response.status_code != 201:
+                self.fail('mount of %s into %s: HTTP %d' % (digest, repo, response.status_code))
+        for body in seeded['children']:
+            reg.push_manifest(repo, sha256(body), body, MT_OCI_MANIFEST)
+        self.prune_tag_all(reg, repo)
+        return time.perf_counter() - started
 
     def ref(self, name, host=None):
         return '%s/bench/%s:latest' % (host or self.src, name)
@@ -984,6 +1146,107 @@ class Bench:
     def layout_blob(layout, digest):
         return os.path.join(layout, 'blobs', *digest.split(':', 1))
 
+    # -- prune -------------------------------------------------------------------------------
+    def section_prune(self):
+        section = 'prune'
+        layout = self.images['prune']['layout']
+        doomed = prune_doomed(layout)
+        by_age = [tag for tag in layout if re.search(PRUNE_CANDIDATES, tag)]
+        self.info[section] = ('%d tags over 7 digests (5 OCI images, 2 two-platform OCI indexes, one config '
+                              '`created` each, 2020 or a day before the run), keep %s, candidates %s: %d tags decided '
+                              'by age, %d of them deleted; the real run on a fresh copy (blobs mounted, tags PUT) '
+                              'each round' % (len(layout), json.dumps(PRUNE_KEEP), PRUNE_CANDIDATES, len(by_age),
+                                              len(doomed)))
+        for number, measured in self.rounds_iter():
+            copy = 'bench/prune-%s/r%d' % (self.run_id, number)
+            self.add(section, 'copy_seed_s', self.prune_copy(copy), measured)
+            steps, dummy = self.runner.play([
+                ('ping', PING), ('plan', prune_task('%s/%s' % (self.src, PRUNE_REPO), True)),
+                ('plan, second task', prune_task('%s/%s' % (self.src, PRUNE_REPO), True)),
+                ('plan of the copy', prune_task('%s/%s' % (self.src, copy), True)),
+                ('real run on the copy', prune_task('%s/%s' % (self.src, copy), False)),
+                ('second real run', prune_task('%s/%s' % (self.src, copy), False))])
+            named = dict((step['name'], step) for step in steps)
+            self.prune_results(named, layout, doomed)
+            left = self.src_tags(copy)
+            if left != sorted(set(layout) - set(doomed)):
+                self.fail('prune left %d tags in %s, expected %d' % (len(left), copy, len(layout) - len(doomed)))
+            self.prune_counts(section, number, measured, named, layout, doomed)
+            ping = named['ping']['seconds']
+            self.add(section, 'ping_s', ping, measured)
+            self.add(section, 'plan_s', named['plan']['seconds'], measured)
+            self.add(section, 'plan_minus_ping_s', named['plan']['seconds'] - ping, measured)
+            self.add(section, 'plan_warm_minus_ping_s', named['plan, second task']['seconds'] - ping, measured)
+            self.add(section, 'copy_plan_s', named['plan of the copy']['seconds'], measured)
+            self.add(section, 'real_s', named['real run on the copy']['seconds'], measured)
+            self.add(section, 'again_s', named['second real run']['seconds'], measured)
+            self.add(section, 'delete_per_tag_s', (named['real run on the copy']['seconds']
+                                                   - named['plan of the copy']['seconds']) / len(doomed), measured)
+            self.prune_cpu(section, measured)
+
+    def prune_cpu(self, section, measured):
+        """Where the plan's time goes: the module process's CPU time (the bench's wrapper) and the registry's
+        (from /proc) for one more check-mode plan, and both over the machine's cores."""
+        before = self.registries.cpu_seconds('bench-src')
+        steps, peaks = self.runner.play([('plan', prune_task('%s/%s' % (self.src, PRUNE_REPO), True))], rss=True)
+        serving = self.registries.cpu_seconds('bench-src') - before
+        if steps[0]['result'].get('failed'):
+            self.fail('prune (plan, CPU time) failed: %s' % json.dumps(steps[0]['result'])[:1500])
+        module = max(peak[2] for peak in ([p for p in peaks if 'prune' in p[1]] or peaks))
+        self.add(section, 'plan_module_cpu_s', module, measured)
+        self.add(section, 'plan_registry_cpu_s', serving, measured)
+        self.add(section, 'plan_cpu_floor_s', (module + serving) / (os.cpu_count() or 1), measured)
+
+    def prune_results(self, named, layout, doomed):
+        """Each step did its job: the same plan in check mode and in the real run, then nothing left to do."""
+        plans = {}
+        for name, step in named.items():
+            if name == 'ping':
+                continue
+            result = step['result']
+            again = name == 'second real run'
+            plans[name] = [(e.get('tag'), e.get('digest'), e.get('action'), e.get('rule'))
+                           for e in result.get('plan') or []]
+            if result.get('failed') or bool(result.get('changed')) == again or result.get('deleted_manifests') or \
+                    sorted(result.get('deleted_tags') or []) != ([] if again else doomed) or \
+                    len(plans[name]) != len(layout) - (len(doomed) if again else 0):
+                self.fail('prune (%s) did not do its job: %s' % (name, json.dumps(result)[:1500]))
+        if plans['plan'] != plans['plan, second task']:
+            self.fail('two check-mode plans of the same repository differ')
+        if plans['plan of the copy'] != plans['real run on the copy']:
+            self.fail('the real run did not carry out the check-mode plan: %s'
+                      % json.dumps(named['real run on the copy']['result'])[:1500])
+
+    def prune_counts(self, section, number, measured, named, layout, doomed):
+        """Every step's requests, checked: the plan (twice, and on the copy), the real run, the second run."""
+        kept = dict((tag, name) for tag, name in layout.items() if tag not in doomed)
+        round_ = ', round %d' % (number + 1)
+        totals = {}
+        for name, expected in (('plan', prune_plan_expectations(layout, True)),
+                               ('plan, second task', prune_plan_expectations(layout, True)),
+                               ('plan of the copy', prune_plan_expectations(layout, True)),
+                               ('real run on the copy', prune_real_expectations(layout, len(doomed))),
+                               ('second real run', prune_plan_expectations(kept, False))):
+            src_counts, dummy = self.expect_both(section, 'prune %d tags, %s%s' % (len(layout), name, round_),
+                                                 named[name], expected, None)
+            totals[name] = src_counts
+        self.add(section, 'plan_requests', totals['plan']['total'], measured)
+        self.add(section, 'plan_lists', totals['plan']['by_kind'].get('tags', 0), measured)
+        self.add(section, 'plan_tag_requests', totals['plan']['by_method_kind'].get('HEAD manifests', 0)
+                 + len([t for t in layout if re.search(PRUNE_CANDIDATES, t)]), measured)
+        self.add(section, 'plan_blob_gets', totals['plan']['by_method_kind'].get('GET blobs', 0), measured)
+        self.add(section, 'real_requests', totals['real run on the copy']['total'], measured)
+        self.add(section, 'delete_requests_per_tag', (totals['real run on the copy']['total']
+                                                      - totals['plan of the copy']['total']) / float(len(doomed)),
+                 measured)
+        self.add(section, 'again_requests', totals['second real run']['total'], measured)
+
+    def src_tags(self, repo):
+        response = Registry(self.src).request('GET', 'http://%s/v2/%s/tags/list' % (self.src, repo))
+        if response.status_code != 200:
+            return []
+        return sorted(response.json().get('tags') or [])
+
     # -- running -------------------------------------------------------------------------------
     def run(self):
         self.machine = machine_info(self.python)
@@ -1033,6 +1296,8 @@ def fmt(value, unit):
         return human_bytes(int(value)) if value else '0 B'
     if unit == 'n':
         return '%d' % value
+    if unit == 'n.nn':
+        return '%.2f' % value
     return '%s' % value
 
 
@@ -1110,6 +1375,7 @@ def floors(bench):
     out.extend(signature_floors(s.get('signatures', {})))
     out.extend(sync_floors(bench, s.get('sync', {})))
     out.extend(export_floors(bench, s.get('export', {})))
+    out.extend(prune_floors(bench, s.get('prune', {})))
     return out
 
 
@@ -1211,6 +1477,60 @@ def export_floors(bench, ex):
     ]
 
 
+def prune_rows(tags):
+    return [
+        ('ansible.builtin.ping task', 'ping_s', 's', None),
+        ('prune plan of %d tags (check mode), task, first prune task of the play' % tags, 'plan_s', 's', None),
+        ('... task - ping', 'plan_minus_ping_s', 's', None),
+        ('... second prune task of the play, task - ping', 'plan_warm_minus_ping_s', 's', None),
+        ('plan, requests', 'plan_requests', 'n', None),
+        ('... of which tag lists', 'plan_lists', 'n', None),
+        ('... of which one HEAD or manifest GET per tag', 'plan_tag_requests', 'n', None),
+        ('... of which config GETs (the age-dependent digests; an index: its children\'s)', 'plan_blob_gets', 'n',
+         None),
+        ('plan, module process CPU time (a separate play, with the peak-RSS wrapper)', 'plan_module_cpu_s', 's', None),
+        ('plan, registry process CPU time serving it', 'plan_registry_cpu_s', 's', None),
+        ('both CPU times over %d cores: the plan\'s floor here' % (os.cpu_count() or 1), 'plan_cpu_floor_s', 's',
+         ('plan_minus_ping_s', 'plan task - ping')),
+        ('fresh copy of the repository (blobs mounted, children and %d tags PUT, %d at a time)'
+         % (tags, SEED_THREADS),
+         'copy_seed_s', 's', None),
+        ('plan of the copy (check mode), task', 'copy_plan_s', 's', None),
+        ('real run on the copy, task', 'real_s', 's', ('copy_plan_s', 'its plan')),
+        ('real run - plan, per deleted tag', 'delete_per_tag_s', 's', None),
+        ('real run, requests', 'real_requests', 'n', None),
+        ('real run - plan, requests per deleted tag', 'delete_requests_per_tag', 'n.nn', None),
+        ('second real run (nothing to delete), task', 'again_s', 's', ('copy_plan_s', 'the first plan')),
+        ('second real run, requests', 'again_requests', 'n', None)]
+
+
+def prune_floors(bench, pr):
+    """Issue 17: the plan of 1000 tags under 3 s, and its requests (one list, one per tag, configs by age)."""
+    if not pr.get('plan_s'):
+        return []
+    layout = bench.images['prune']['layout']
+    tags = len(layout)
+    by_age = [tag for tag in layout if re.search(PRUNE_CANDIDATES, tag)]
+    digests = len(set(layout[tag] for tag in by_age))
+    value = summary(pr['plan_minus_ping_s'])[0]
+    worst = max(pr['plan_requests'])
+    lists, per_tag, configs = max(pr['plan_lists']), max(pr['plan_tag_requests']), max(pr['plan_blob_gets'])
+    # What is left besides the probe DELETE: the manifests of the age-dependent indexes' children.
+    children = worst - lists - per_tag - configs - 1
+    text = ('max %d requests: %d tag list, %d HEAD or manifest GET for the %d tags, %d config GETs, %d child '
+            'manifest GETs, 1 probe DELETE' % (worst, lists, per_tag, tags, configs, children))
+    return [
+        ('17', 'prune plan of %d tags (check mode): task - ping under 3 s on loopback (first prune task of the play)'
+         % tags, '%s (min %s, max %s; second task of the play %s)'
+         % (fmt(value, 's'), fmt(min(pr['plan_minus_ping_s']), 's'), fmt(max(pr['plan_minus_ping_s']), 's'),
+            fmt(summary(pr['plan_warm_minus_ping_s'])[0], 's')), value < 3),
+        ('17', 'plan requests <= one tag list + one HEAD per tag + one config GET per age-dependent tag (%d tags, '
+         '%d by age: %d)' % (tags, len(by_age), 1 + tags + len(by_age)), text, worst <= 1 + tags + len(by_age)),
+        ('17', '... and <= one config GET per age-dependent digest (%d digests: %d)' % (digests, 1 + tags + digests),
+         text, worst <= 1 + tags + digests),
+    ]
+
+
 def report(bench, argv):
     s = bench.samples
     lines = ['# make bench: %s' % bench.started_at.isoformat(), '',
@@ -1299,6 +1619,7 @@ def report(bench, argv):
             ('`curl` (HEAD, .sig manifest, payload) + `openssl dgst -sha256 -verify`', 'openssl_s', 's', None),
             ('curl + openssl, requests', 'openssl_requests', 'n', None)],
         'sync': sync_rows(bench.sync_tags, bench.sync_memory_tags),
+        'prune': prune_rows(bench.prune_tags),
         'export': [
             ('export to a fresh OCI layout, task', 'first_s', 's', ('skopeo_s', 'skopeo copy')),
             ('export to a fresh OCI layout, task - ping', 'first_minus_ping_s', 's', ('skopeo_s', 'skopeo copy')),
@@ -1329,7 +1650,7 @@ def report(bench, argv):
         heading = '%s (%s s).' % (bench.info.get(section, ''), bench.section_seconds.get(section))
         lines += ['', '## %s' % section, '', heading, '']
         lines += table(s[section], sections[section])
-    lines += ['', '## Floors (issues 3, 4, 5, 15, 16)', '']
+    lines += ['', '## Floors (issues 3, 4, 5, 15, 16, 17)', '']
     if bench.quick:
         lines += ['Quick mode: the sizes are too small for the floors to mean anything; they are shown to prove '
                   'that every figure is computed. Use a full run to judge them.', '']
