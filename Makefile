@@ -59,10 +59,11 @@ export SEED_BIG_SIZE
 
 # Command -> Debian package needed by the harness.
 APT_TOOLS := docker-registry:docker-registry podman:podman buildah:buildah skopeo:skopeo \
-             htpasswd:apache2-utils openssl:openssl curl:curl rsync:rsync shellcheck:shellcheck
+             htpasswd:apache2-utils openssl:openssl curl:curl rsync:rsync shellcheck:shellcheck \
+             redis-server:redis-server haproxy:haproxy
 PIP_PACKAGES := 'ansible-core>=2.16' requests pytest pytest-xdist pytest-mock mock pyyaml \
                 ansible-lint yamllint antsibull-docs antsibull-changelog ansible-builder \
-                ruff mypy types-requests cryptography pynacl
+                ruff mypy types-requests cryptography pynacl 'moto[server]'
 
 export IMAGELAYERS_TEST_STATE := $(STATE)
 export PYTHON_FOR_TESTS := $(VENV_PY)
