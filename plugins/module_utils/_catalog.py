@@ -36,6 +36,7 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._tags import 
     compile_pattern,
     filter_tags,
     read_listing,
+    unique_valid,
 )
 
 # The answers of a registry that keeps its catalog to itself (or from these credentials).
@@ -69,14 +70,7 @@ def clean_repositories(entries: Iterable[Any] | None, seen: set[str] | None = No
     ``null`` entries, numbers and names no repository can have are left out, as the tag
     listing leaves out junk tags; ``seen`` (a set, updated) carries earlier pages' names.
     """
-    seen = set() if seen is None else seen
-    result = []
-    for entry in entries or ():
-        if not is_repository_name(entry) or entry in seen:
-            continue
-        seen.add(entry)
-        result.append(entry)
-    return result
+    return unique_valid(entries, is_repository_name, seen)
 
 
 class CatalogOutcome:

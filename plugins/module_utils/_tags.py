@@ -57,10 +57,15 @@ def clean_tags(entries: Iterable[Any] | None, seen: set[str] | None = None) -> l
     name a tag cannot have (``"x\\n"``, ``"a b"``). ``seen`` (a set, updated) carries
     the tags of earlier pages.
     """
+    return unique_valid(entries, is_tag, seen)
+
+
+def unique_valid(entries: Iterable[Any] | None, valid: Callable[[Any], bool], seen: set[str] | None = None) -> list[str]:
+    """The entries ``valid`` accepts, in order, each once; ``seen`` (a set, updated) carries earlier pages'."""
     seen = set() if seen is None else seen
     result = []
     for entry in entries or ():
-        if not is_tag(entry) or entry in seen:
+        if not valid(entry) or entry in seen:
             continue
         seen.add(entry)
         result.append(entry)
