@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urljoin, urlsplit
 
 from ansible_collections.imagelayers.registry.plugins.module_utils._digest import validate_digest
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
@@ -37,8 +36,7 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._registry.cli
     MAX_MANIFEST_SIZE,
     RegistryClient,
 )
-from ansible_collections.imagelayers.registry.plugins.module_utils._registry.transport import url_origin
-from ansible_collections.imagelayers.registry.plugins.module_utils._tags import next_link
+from ansible_collections.imagelayers.registry.plugins.module_utils._tags import next_page_url
 
 # Bounds of one referrers listing: far above any real image's, reached quickly by a hostile registry.
 MAX_REFERRER_PAGES = 100
@@ -130,20 +128,6 @@ def _entry(entry: Any, source: str, what: str) -> Referrer:
                     _annotations(entry.get('annotations')), source)
 
 
-def _next_page(page_url: str, link: str | None, seen: set[str], what: str) -> str | None:
-    """The URL of the next page from a ``Link``; one on another origin, or one already read, is refused."""
-    target = next_link(link)
-    if not target:
-        return None
-    next_url = urljoin(page_url, target)
-    if url_origin(next_url) != url_origin(page_url):
-        raise IntegrityError('%s links its next page to another host (%s); refusing to follow it'
-                             % (what, urlsplit(next_url).netloc.rpartition('@')[2]), url=page_url)
-    if next_url in seen:
-        raise IntegrityError('%s loops: the registry links back to a page already read' % what, url=next_url)
-    return next_url
-
-
 def api_referrers(client: RegistryClient, repository: str, digest: str,
                   artifact_types: list[str] | None = None) -> list[Referrer] | None:
     """Every referrer the referrers API lists (all pages, bounded), or None when the registry has no such API.
@@ -170,7 +154,7 @@ def api_referrers(client: RegistryClient, repository: str, digest: str,
         found.extend(_entry(entry, 'api', what) for entry in page.document.get('manifests') or [])
         if len(found) > MAX_REFERRERS:
             raise IntegrityError('%s has more than %d entries; giving up' % (what, MAX_REFERRERS), url=page.url)
-        next_url = _next_page(page.url, page.link, seen, what)
+        next_url = next_page_url(page.url, page.link, seen, what, loop_error=IntegrityError)
     return found if filtered else _of_types(found, artifact_types)
 
 

@@ -18,6 +18,7 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._errors impor
     IntegrityError,
     InvalidInputError,
     NotFoundError,
+    RegistryError,
     RegistryHTTPError,
 )
 from ansible_collections.imagelayers.registry.plugins.module_utils._parallel import DEFAULT_FANOUT, parallel_map
@@ -148,18 +149,24 @@ def _page_entries(listing: Listing, raw: bytes, url: str) -> list[Any]:
     return entries or []
 
 
-def _next_url(listing: Listing, url: str, link: str | None, seen_urls: set[str]) -> str | None:
-    """The absolute URL of the next page (None at the end); a loop, or another origin, fails."""
+def next_page_url(page_url: str, link: str | None, seen_urls: set[str], what: str,
+                  loop_error: type[RegistryError] = RegistryHTTPError) -> str | None:
+    """The absolute URL of the next page a ``Link`` names (None at the end), for every paged listing.
+
+    A link to another origin is refused (a registry's answer must not send the task to other
+    servers), and so is one back to a page already read (``seen_urls``). ``what`` starts the
+    messages ("The tag listing of reg/app").
+    """
     target = next_link(link)
-    next_url = urljoin(url, target) if target else None
-    if next_url is None:
+    if not target:
         return None
-    if url_origin(next_url) != url_origin(url):
-        raise IntegrityError('The %s of %s links its next page to another host (%s); refusing to follow it'
-                             % (listing.listing, listing.name, urlsplit(next_url).netloc.rpartition('@')[2]), url=url)
+    next_url = urljoin(page_url, target)
+    if url_origin(next_url) != url_origin(page_url):
+        raise IntegrityError('%s links its next page to another host (%s); refusing to follow it'
+                             % (what, urlsplit(next_url).netloc.rpartition('@')[2]), url=page_url)
     if next_url in seen_urls:
-        raise RegistryHTTPError('The %s of %s loops: the registry links back to the page %s'
-                                % (listing.listing, listing.name, urlsplit(next_url).path), url=next_url)
+        raise loop_error('%s loops: the registry links back to the page %s' % (what, urlsplit(next_url).path),
+                         url=next_url)
     return next_url
 
 
@@ -190,7 +197,7 @@ def read_listing(listing: Listing, page_size: int | None = None) -> tuple[list[s
             raise RegistryHTTPError('The %s of %s has more than %d %s after %d pages; giving up'
                                     % (listing.listing, listing.name, MAX_TAGS, listing.entries, pages), url=url,
                                     details={'pages': pages})
-        next_url = _next_url(listing, url, link, seen_urls)
+        next_url = next_page_url(url, link, seen_urls, 'The %s of %s' % (listing.listing, listing.name))
     return found, pages
 
 
