@@ -45,7 +45,7 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._tagging impo
     deletion_disabled,
     probe_deletion,
 )
-from ansible_collections.imagelayers.registry.plugins.module_utils._tags import list_tags, parse_semver, semver_key
+from ansible_collections.imagelayers.registry.plugins.module_utils._tags import latest_versions, list_tags
 
 KEEP = 'keep'
 DELETE = 'delete'
@@ -165,8 +165,7 @@ def semver_kept(tags: Sequence[str], count: int) -> set[str]:
     """The ``count`` highest semantic versions among ``tags`` (prereleases count, by semver precedence)."""
     if count <= 0:
         return set()
-    versions = sorted((t for t in tags if parse_semver(t) is not None), key=semver_key, reverse=True)
-    return set(versions[:count])
+    return set(latest_versions(tags, count, prereleases=True))
 
 
 def name_rule(tag: str, options: PruneOptions, latest: set[str]) -> tuple[str, str] | None:
