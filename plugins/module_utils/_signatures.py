@@ -24,11 +24,10 @@ Entry points: :func:`find_signatures` (every signature, for ``signature_verify``
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from ansible_collections.imagelayers.registry.plugins.module_utils._blobs import MemorySink, fetch_blob
 from ansible_collections.imagelayers.registry.plugins.module_utils._context import RunContext
@@ -56,15 +55,10 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._sigstore imp
 )
 from ansible_collections.imagelayers.registry.plugins.module_utils._tagging import (
     EMPTY_DATA,
-    EMPTY_DIGEST,
-    EMPTY_MEDIA_TYPE,
+    EMPTY_DESCRIPTOR,
     resolve_source,
 )
-from ansible_collections.imagelayers.registry.plugins.module_utils._upload import (
-    BlobSource,
-    TransferStats,
-    ensure_blob,
-)
+from ansible_collections.imagelayers.registry.plugins.module_utils._upload import upload_bytes
 
 if TYPE_CHECKING:
     from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
@@ -76,7 +70,6 @@ PAYLOAD_LIMIT = 1024 * 1024
 BUNDLE_LIMIT = 16 * 1024 * 1024
 # The artifactType of a simple signing manifest stored as a referrer (cosign 2, OCI 1.1 mode).
 COSIGN_SIG_ARTIFACT_TYPE = 'application/vnd.dev.cosign.artifact.sig.v1+json'
-EMPTY_CONFIG = {'mediaType': EMPTY_MEDIA_TYPE, 'digest': EMPTY_DIGEST, 'size': len(EMPTY_DATA)}
 # The annotations cosign 3 puts on a bundle referrer.
 BUNDLE_ANNOTATIONS = {'dev.sigstore.bundle.content': 'dsse-envelope',
                       'dev.sigstore.bundle.predicateType': 'https://sigstore.dev/cosign/sign/v1'}
@@ -321,19 +314,6 @@ def verify_image(client: RegistryClient, reference: ImageReference, verifier: Ve
 
 
 # -- signing -------------------------------------------------------------------------
-class _Bytes(BlobSource):
-    """A small blob made here (a payload, a config, a bundle), for ``ensure_blob``."""
-
-    name = 'the signature'
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def open(self, descriptor: dict[str, Any]) -> tuple[Callable[[int], bytes], Callable[[], Any]]:
-        stream = io.BytesIO(self.data)
-        return stream.read, stream.close
-
-
 def _descriptor(media_type: str, data: bytes, annotations: Optional[dict[str, str]] = None) -> dict[str, Any]:
     descriptor: dict[str, Any] = {'mediaType': media_type, 'digest': compute_digest(data), 'size': len(data)}
     if annotations:
@@ -377,9 +357,11 @@ def _state(count: int, fingerprints: Sequence[str]) -> dict[str, Any]:
     return {'signatures': count, 'key_fingerprints': sorted(fingerprints)}
 
 
-def _ensure(client: RegistryClient, repository: str, data: bytes, ctx: RunContext) -> None:
-    descriptor = {'digest': compute_digest(data), 'size': len(data)}
-    ensure_blob(client, repository, descriptor, _Bytes(data), TransferStats(), retries=ctx.retries)
+def _ensure(client: RegistryClient, repository: str, data: bytes) -> None:
+    """A small blob made here (a payload, a bundle, the empty config), uploaded unless the registry has it."""
+    digest = compute_digest(data)
+    if client.head_blob(repository, digest) is None:
+        upload_bytes(client, repository, data, digest)
 
 
 def _unchanged(digest: str, fmt: str, manifest: Manifest, tag: Optional[str], count: int, fingerprint: str,
@@ -427,12 +409,12 @@ def _sign_simplesigning(client: RegistryClient, repository: str, digest: str, do
     # The OCI empty config, as cosign's OCI 1.1 mode writes it: cosign reads a signature manifest's layers
     # and annotations, never its config. cosign's .sig image config lists the layers and so changes with
     # every signature, a second upload; the empty one is uploaded once per repository, then a HEAD.
-    raw = _dumps({'schemaVersion': 2, 'mediaType': OCI_MANIFEST, 'config': EMPTY_CONFIG, 'layers': layers})
+    raw = _dumps({'schemaVersion': 2, 'mediaType': OCI_MANIFEST, 'config': dict(EMPTY_DESCRIPTOR), 'layers': layers})
     before, after = _state(len(layers) - 1, []), _state(len(layers), [signer.key_fingerprint])
     if ctx.check_mode:
         return SignOutcome(digest, 'simplesigning', True, None, tag, before, after, ctx)
-    _ensure(client, repository, payload, ctx)
-    _ensure(client, repository, EMPTY_DATA, ctx)
+    _ensure(client, repository, payload)
+    _ensure(client, repository, EMPTY_DATA)
     written = _put_checked(client, repository, tag, raw)
     return SignOutcome(digest, 'simplesigning', True, written, tag, before, after, ctx)
 
@@ -463,15 +445,15 @@ def _sign_bundle(client: RegistryClient, repository: str, digest: str, signer: S
     subject = _subject(client, repository, digest, subject)
     bundle = signer.bundle(digest, subject['size'], subject['media_type'])
     raw = _dumps({'schemaVersion': 2, 'mediaType': OCI_MANIFEST, 'artifactType': BUNDLE_V03,
-                  'config': EMPTY_CONFIG,
+                  'config': dict(EMPTY_DESCRIPTOR),
                   'layers': [_descriptor(BUNDLE_V03, bundle)],
                   'subject': {'mediaType': subject['media_type'], 'digest': digest, 'size': subject['size']},
                   'annotations': dict(BUNDLE_ANNOTATIONS)})
     before, after = _state(len(referrers), []), _state(len(referrers) + 1, [signer.key_fingerprint])
     if ctx.check_mode:
         return SignOutcome(digest, 'bundle', True, None, None, before, after, ctx)
-    _ensure(client, repository, bundle, ctx)
-    _ensure(client, repository, EMPTY_DATA, ctx)
+    _ensure(client, repository, bundle)
+    _ensure(client, repository, EMPTY_DATA)
     written, dummy = put_referrer(client, repository, raw, OCI_MANIFEST)
     return SignOutcome(digest, 'bundle', True, written, None, before, after, ctx)
 

@@ -54,6 +54,7 @@ ManifestSource = Union[bytes, Callable[[], tuple[bytes, str]]]
 EMPTY_MEDIA_TYPE = 'application/vnd.oci.empty.v1+json'
 EMPTY_DATA = b'{}'
 EMPTY_DIGEST = compute_digest(EMPTY_DATA)
+EMPTY_DESCRIPTOR = {'mediaType': EMPTY_MEDIA_TYPE, 'digest': EMPTY_DIGEST, 'size': len(EMPTY_DATA)}
 PLACEHOLDER_ANNOTATION = 'io.imagelayers.registry.placeholder'
 
 
@@ -315,12 +316,11 @@ def tag_present(client: RegistryClient, reference: ImageReference, tags: Sequenc
 # -- deleting tags -------------------------------------------------------------
 def placeholder_manifest() -> tuple[bytes, str]:
     """A unique OCI manifest (the empty config, one empty layer, a random annotation) and its digest."""
-    empty = {'mediaType': EMPTY_MEDIA_TYPE, 'digest': EMPTY_DIGEST, 'size': len(EMPTY_DATA)}
     document = {
         'schemaVersion': 2,
         'mediaType': OCI_MANIFEST,
-        'config': dict(empty),
-        'layers': [dict(empty)],
+        'config': dict(EMPTY_DESCRIPTOR),
+        'layers': [dict(EMPTY_DESCRIPTOR)],
         'annotations': {
             PLACEHOLDER_ANNOTATION: 'pushed by imagelayers.registry.tag to delete a tag; safe to delete',
             PLACEHOLDER_ANNOTATION + '.nonce': uuid.uuid4().hex,
