@@ -11,6 +11,7 @@ import time
 import pytest
 import requests
 
+from ansible_collections.imagelayers.registry.plugins.module_utils import _blobs
 from ansible_collections.imagelayers.registry.plugins.module_utils._blobs import (
     BlobCheck,
     BlobFile,
@@ -22,6 +23,7 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._blobs import
     iter_verified,
     iter_verified_into,
     verify_file,
+    write_bytes,
 )
 from ansible_collections.imagelayers.registry.plugins.module_utils._errors import (
     IntegrityError,
@@ -308,6 +310,45 @@ def test_verify_file_states(tmp_path):
         handle.write(b'more')
     assert verify_file(path, DIGEST, len(DATA))[0] == 'mismatch'
     assert verify_file(path, OTHER)[0] == 'mismatch'
+
+
+
+# -- page cache: a large blob file gives its pages back as it goes ---------------------------------
+@pytest.fixture
+def fadvise(monkeypatch):
+    """Every posix_fadvise call of _blobs as (offset, length, advice), with a 1 MiB cache window."""
+    calls = []
+    monkeypatch.setattr(_blobs, 'CACHE_WINDOW', 1024 * 1024)
+    monkeypatch.setattr(_blobs, '_FADVISE', lambda fd, offset, length, advice: calls.append((offset, length, advice)))
+    return calls
+
+
+def test_a_large_blob_file_starts_writeback_and_gives_its_pages_back_every_window(tmp_path, fadvise):
+    window = 1024 * 1024
+    with BlobFile(str(tmp_path), DIGEST) as blob_file:
+        for start in range(0, len(DATA), 64 * 1024):
+            blob_file.write(DATA[start:start + 64 * 1024])
+        assert fadvise == [(0, window, os.POSIX_FADV_DONTNEED)]
+        blob_file.commit()
+    # after the fsync, the whole file: a blob of any size leaves no more than a window in the cache
+    assert fadvise[1:] == [(0, len(DATA), os.POSIX_FADV_DONTNEED)]
+
+
+def test_a_small_blob_file_keeps_its_pages(tmp_path, fadvise):
+    with BlobFile(str(tmp_path), OTHER) as blob_file:
+        blob_file.write(b'other')
+        blob_file.commit()
+    write_bytes(str(tmp_path), digest_of(b'{}'), b'{}')
+    assert verify_file(blob_path(str(tmp_path), OTHER), OTHER)[0] == 'ok'
+    assert fadvise == []
+
+
+def test_verifying_a_large_file_gives_its_pages_back(tmp_path, fadvise):
+    path = str(tmp_path / 'blob')
+    with open(path, 'wb') as handle:
+        handle.write(DATA)
+    assert verify_file(path, DIGEST, len(DATA))[0] == 'ok'
+    assert fadvise == [(0, 1024 * 1024, os.POSIX_FADV_DONTNEED), (0, len(DATA), os.POSIX_FADV_DONTNEED)]
 
 
 # -- free space, bodies without a length, deadlines ----------------------------------------------
