@@ -66,6 +66,9 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._parallel imp
 from ansible_collections.imagelayers.registry.plugins.module_utils._publish import ImagePlan
 
 FORMATS = ('oci-layout', 'oci-archive', 'docker-archive')
+# What an image is called in index.json (org.opencontainers.image.ref.name): its tag (or digest), as skopeo's
+# oci:DIR:TAG expects, or its repository path with it, so one layout can hold the same tag of several repositories.
+REF_NAME_STYLES = ('tag', 'repository')
 OCI_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
 MAX_INDEX_JSON = 64 * 1024 * 1024
 TAR_FORMAT: Literal[1] = tarfile.GNU_FORMAT    # deterministic; sizes over 8 GiB in base-256, long names in extra headers
@@ -140,17 +143,25 @@ def _check_single_platform(client: Any, reference: Any, top: Manifest, wanted: L
                                 % (reference.name, declared, ', '.join(str(p) for p in wanted)))
 
 
+def ref_name_of(reference: Any, digest: str, style: str = 'tag') -> str:
+    """The image's name in the export: ``1.4.2`` or ``team/app:1.4.2`` (by digest: the digest, ``team/app@<digest>``)."""
+    if style == 'repository':
+        return '%s%s%s' % (reference.repository, ':' if reference.tag else '@', reference.tag or digest)
+    return reference.tag or digest
+
+
 def plan_image(client: Any, reference: Any, wanted: Optional[List[Platform]],
-               layout: Optional[str] = None) -> ExportImage:
+               layout: Optional[str] = None, naming: str = 'tag') -> ExportImage:
     """The plan of one image, every digest in it validated (none can name a path outside the layout).
 
-    ``layout`` is the OCI layout being written to, where a platform check may find the config.
+    ``layout`` is the OCI layout being written to, where a platform check may find the config;
+    ``naming`` one of :data:`REF_NAME_STYLES`.
     """
     top, subset = _top(client, reference, wanted)
     if wanted and not subset and top.is_image:
         _check_single_platform(client, reference, top, wanted, layout)
     plan = source_plan(client, reference.repository, top, None)
-    image = ExportImage(reference, client, plan, reference.tag or top.digest)
+    image = ExportImage(reference, client, plan, ref_name_of(reference, top.digest, naming))
     for manifest in image.manifests:
         validate_digest(manifest.digest, what='manifest digest')
     for blob in plan.blobs:
@@ -165,7 +176,8 @@ def unique_images(images: List[ExportImage]) -> List[ExportImage]:
         known = by_name.get(image.ref_name)
         if known is not None and known.plan.digest != image.plan.digest:
             raise InvalidInputError('%s and %s would both be named %s in the export, with different digests (%s, %s); '
-                                    'export them to separate destinations, or name one by digest'
+                                    'export them to separate destinations, name one by digest, or (two '
+                                    'repositories) set ref_names to repository'
                                     % (known.reference.name, image.reference.name, image.ref_name,
                                        known.plan.digest, image.plan.digest))
         by_name.setdefault(image.ref_name, image)
@@ -735,12 +747,16 @@ def export_archive(dest: str, images: List[ExportImage], fmt: str, ctx: RunConte
 
 # -- the operation ----------------------------------------------------------------------
 def export_images(targets: List[Tuple[Any, Any]], dest: str, fmt: str = 'oci-layout',
-                  ctx: Optional[RunContext] = None, platforms: Optional[List[str]] = None) -> ExportOutcome:
-    """Export the images of ``targets`` (``(client, reference)`` pairs) to ``dest`` in format ``fmt``."""
+                  ctx: Optional[RunContext] = None, platforms: Optional[List[str]] = None,
+                  naming: str = 'tag') -> ExportOutcome:
+    """Export the images of ``targets`` (``(client, reference)`` pairs) to ``dest`` in format ``fmt``, each
+    named in the index by ``naming`` (the module's ``ref_names``, one of :data:`REF_NAME_STYLES`)."""
     ctx = ctx or RunContext()
     check_workers(ctx.workers)
     if fmt not in FORMATS:
         raise InvalidInputError('format must be one of %s, got %r' % (', '.join(FORMATS), fmt))
+    if naming not in REF_NAME_STYLES:
+        raise InvalidInputError('ref_names must be one of %s, got %r' % (', '.join(REF_NAME_STYLES), naming))
     if not targets:
         raise InvalidInputError('images is empty: name at least one image to export')
     if fmt == 'docker-archive' and len(targets) > 1:
@@ -749,7 +765,7 @@ def export_images(targets: List[Tuple[Any, Any]], dest: str, fmt: str = 'oci-lay
     wanted = parse_platforms(platforms)
     path = check_dest(dest, fmt)  # before any request
     layout = path if fmt == 'oci-layout' else None
-    images = unique_images([plan_image(client, reference, wanted, layout) for client, reference in targets])
+    images = unique_images([plan_image(client, reference, wanted, layout, naming) for client, reference in targets])
     if fmt == 'oci-layout':
         return export_layout(dest, images, ctx)
     return export_archive(dest, images, fmt, ctx)

@@ -18,9 +18,9 @@ description:
     cannot name a file outside O(dest).
   - "O(format=oci-layout): resumable and idempotent. A blob file already in O(dest) is hashed and kept when it
     verifies; only missing or damaged ones (reported in RV(blobs_replaced)) are fetched. Manifests go next and
-    C(index.json) last, merged with the one in O(dest): each image is listed under its tag (or its digest, when
-    given by digest) as C(org.opencontainers.image.ref.name), an entry of the same name is replaced, every other
-    entry is kept. A second run fetches no blob (it reads the manifests only) and reports no change."
+    C(index.json) last, merged with the one in O(dest): each image is listed under the name O(ref_names) gives it
+    as C(org.opencontainers.image.ref.name), an entry of the same name is replaced, every other entry is kept.
+    A second run fetches no blob (it reads the manifests only) and reports no change."
   - "O(format=oci-archive) and O(format=docker-archive): a tarball written in a temporary file next to O(dest) and
     renamed over it. Its bytes depend only on the images: sorted members, mtime 0, uid and gid 0, no owner names,
     fixed modes. When O(dest) already holds exactly that archive (read as a stream, every member hashed), nothing
@@ -52,7 +52,8 @@ options:
     description:
       - The images, each C([registry/]repository:tag) or C([registry/]repository@digest). Without a tag or
         digest, V(latest) is used. They may come from different registries; the connection options apply to each.
-      - Two images that would get the same name in the export (the same tag) with different digests are refused.
+      - Two images that would get the same name in the export (see O(ref_names)) with different digests are
+        refused.
     type: list
     elements: str
     required: true
@@ -78,6 +79,17 @@ options:
       - Default is every platform.
     type: list
     elements: str
+  ref_names:
+    description:
+      - What each image is called in the index (C(org.opencontainers.image.ref.name), the name
+        C(skopeo copy oci:DIR:NAME) and O(imagelayers.registry.push#module:archive_image) select it by).
+      - V(tag) its tag, for example V(1.4.2), or its digest when given by digest.
+      - V(repository) its repository path and tag, for example V(team/app:1.4.2) (V(team/app@sha256:...) when given
+        by digest), so one layout can hold the same tag of several repositories, as a release usually does.
+      - Every entry also carries C(io.containerd.image.name), the full reference, whichever is chosen.
+    type: str
+    choices: [tag, repository]
+    default: tag
   workers:
     description:
       - How many blobs are fetched at once (O(format=oci-layout); archives are written one blob after the other).
@@ -93,6 +105,14 @@ EXAMPLES = r'''
       - registry.example.com/web@sha256:7e1a4e2d11e2ac7a8c3f768d4166c2defeb09d2a750b010412b6ea13de1efb19
     dest: /srv/airgap/release-1.4
     platforms: [linux/amd64]
+
+- name: One release of several repositories, all tagged 1.4.2, in one layout (read back as oci:DIR:team/app:1.4.2)
+  imagelayers.registry.export:
+    images:
+      - registry.example.com/team/app:1.4.2
+      - registry.example.com/team/web:1.4.2
+    dest: /srv/airgap/release-1.4
+    ref_names: repository
 
 - name: One image as a docker-archive, for podman load -i
   imagelayers.registry.export:
@@ -123,7 +143,7 @@ images:
       description: The normalised reference.
       type: str
     ref_name:
-      description: "Its name in the export (C(org.opencontainers.image.ref.name)): the tag, or the digest."
+      description: "Its name in the export (C(org.opencontainers.image.ref.name)), as O(ref_names) gives it."
       type: str
     digest:
       description: The digest of the manifest exported (a new one when O(platforms) selects a subset).
@@ -174,7 +194,7 @@ bytes_transferred:
 '''
 
 from ansible_collections.imagelayers.registry.plugins.module_utils._context import DEFAULT_WORKERS
-from ansible_collections.imagelayers.registry.plugins.module_utils._export import FORMATS, export_images
+from ansible_collections.imagelayers.registry.plugins.module_utils._export import FORMATS, REF_NAME_STYLES, export_images
 from ansible_collections.imagelayers.registry.plugins.module_utils._module import RegistryModule
 from ansible_collections.imagelayers.registry.plugins.module_utils._reference import ImageReference
 
@@ -184,7 +204,7 @@ def run(rm):
     references = [ImageReference.parse(image, default_tag='latest') for image in params['images']]
     targets = [(rm.client(reference), reference) for reference in references]
     outcome = export_images(targets, params['dest'], params['format'], rm.context(workers=params['workers']),
-                            platforms=params['platforms'])
+                            platforms=params['platforms'], naming=params['ref_names'])
     return outcome.to_result()
 
 
@@ -194,6 +214,7 @@ def main() -> None:
         'dest': {'type': 'path', 'required': True},
         'format': {'type': 'str', 'choices': list(FORMATS), 'default': 'oci-layout'},
         'platforms': {'type': 'list', 'elements': 'str'},
+        'ref_names': {'type': 'str', 'choices': list(REF_NAME_STYLES), 'default': 'tag'},
         'workers': {'type': 'int', 'default': DEFAULT_WORKERS},
     })
     rm.run(run)

@@ -125,6 +125,29 @@ def test_same_name_with_two_digests_is_refused(registry, other_server, tmp_path)
         export_images(targets, str(tmp_path / 'd'))
 
 
+def test_one_tag_of_two_repositories_needs_repository_ref_names(registry, tmp_path):
+    app = registry.add_image('team/app', '1.4.2', LAYERS)[0]
+    web = registry.add_image('team/web', '1.4.2', [b'web'])[0]
+    dest = tmp_path / 'layout'
+    with pytest.raises(InvalidInputError, match='set ref_names to repository'):
+        export(registry, ['team/app:1.4.2', 'team/web:1.4.2'], dest)
+    assert not dest.exists() and blob_gets(registry) == []  # refused before anything was fetched or written
+    result = export(registry, ['team/app:1.4.2', 'team/web@%s' % web], dest, naming='repository')
+    assert [image['ref_name'] for image in result['images']] == ['team/app:1.4.2', 'team/web@%s' % web]
+    names = {e['annotations']['org.opencontainers.image.ref.name']: e['digest']
+             for e in json.loads((dest / 'index.json').read_text())['manifests']}
+    assert names == {'team/app:1.4.2': app, 'team/web@%s' % web: web}
+    plan, dummy, dummy = load_image(str(dest), str(tmp_path), 'team/app:1.4.2')  # push selects it by that name
+    assert plan.digest == app
+
+
+def test_ref_names_must_be_a_known_style(registry, tmp_path):
+    registry.add_image('app', '1', LAYERS)
+    with pytest.raises(InvalidInputError, match='ref_names must be one of tag, repository'):
+        export(registry, ['app:1'], tmp_path / 'layout', naming='path')
+    assert registry.requests == []
+
+
 def test_platform_subset_makes_a_new_index_held_by_the_layout(registry, tmp_path):
     amd = registry.add_image('app', None, [b'amd'], platform=('linux', 'amd64', None))[0]
     arm = registry.add_image('app', None, [b'arm'], platform=('linux', 'arm64', None))[0]
