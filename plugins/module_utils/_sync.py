@@ -407,6 +407,21 @@ class Leftovers:
                 'rerun reuses them' % (blobs, '' if blobs == 1 else 's', manifests, '' if manifests == 1 else 's'))
 
 
+class _ImageJob:
+    """One changed tag's image in the content phase: its plan, the blobs it carries, where they come from."""
+
+    __slots__ = ('item', 'entry', 'plan', 'blobs', 'source')
+
+    def __init__(self, item: Item, entry: TagPlan) -> None:
+        self.item, self.entry = item, entry
+        self.plan: Optional[ImagePlan] = None
+        self.blobs: List[Dict[str, Any]] = []
+        src, dest = item.src_ref, item.dest_ref
+        same_registry = item.src_client.api_host == item.dest_client.api_host
+        mount_from = src.repository if same_registry and src.repository != dest.repository else None
+        self.source = RegistryBlobSource(item.src_client, src.repository, mount_from=mount_from)
+
+
 class _Executor:
     """The phases of a sync: content (blobs, then manifests by digest, then referrers), tags, prune."""
 
@@ -417,58 +432,84 @@ class _Executor:
         # mode: would write): a base layer shared by a release's tags is HEADed once, and the plan counts it once.
         self.ensured: Set[Tuple[str, str]] = set()
 
-    def content(self, item: Item) -> None:
-        for entry in item.tags:
-            try:
-                if entry.changed:
-                    self._image(item, entry)
-                if item.referrers:
-                    found = {'digest': entry.source_digest, 'media_type': entry.media_type}
-                    entry.referrers = copy_referrers(item.src_client, item.src_ref, item.dest_client, item.dest_ref,
-                                                     found, item.wanted, self.ctx)
-            except RegistryError as error:
-                raise _in_item(error, item, entry.tag)
+    def content(self, items: List[Item]) -> None:
+        """Every changed tag's image in ``items``, everything but its tag, in three steps that each run in parallel
+        across all the images: their manifests read and planned; their blobs, each one once (the first tag in
+        order that needs a blob carries it; the others count it as skipped); their manifests written by digest.
+        Then the referrers, tag by tag. A failure ends the step it happens in, once its other calls finished."""
+        jobs = [_ImageJob(item, entry) for item in items for entry in item.tags if entry.changed]
+        self._each(self._prepare, jobs, self.ctx.workers)
+        owners = [job for job in jobs if self._claim(job)]
+        blobs = [(job, descriptor) for job in owners for descriptor in job.blobs]
+        for item in items:
+            item.src_client.api.http.ensure_pool_size(self.ctx.workers + 2)
+            item.dest_client.api.http.ensure_pool_size(self.ctx.workers + 2)
+        self._each(self._blob, blobs, self.ctx.workers, lambda pair: pair[0])
+        # Two images that share a child manifest in one repository (two indexes with a platform in common) are
+        # written one after the other, so the second finds the child the first wrote and does not count it again.
+        children = [(job.item.dest_ref.repository_name, child.digest) for job in owners if job.plan is not None
+                    for child in job.plan.children]
+        self._each(self._manifests, owners, 1 if len(children) != len(set(children)) else self.ctx.workers)
+        for item in items:
+            if item.referrers:
+                for entry in item.tags:
+                    try:
+                        found = {'digest': entry.source_digest, 'media_type': entry.media_type}
+                        entry.referrers = copy_referrers(item.src_client, item.src_ref, item.dest_client,
+                                                         item.dest_ref, found, item.wanted, self.ctx)
+                    except RegistryError as error:
+                        raise _in_item(error, item, entry.tag)
 
-    def _image(self, item: Item, entry: TagPlan) -> None:
-        """Blobs, then child manifests and the top manifest by digest: everything of the image but its tag."""
+    def _each(self, function: Callable[[Any], None], jobs: List[Any], workers: int,
+              job_of: Callable[[Any], _ImageJob] = lambda job: job) -> None:
+        """``function`` on every job (the first alone: it fetches the tokens the others share), then the first
+        failure in the order of ``jobs``, naming its item and tag."""
+        for job, call in zip(jobs, run_all(function, jobs, workers)):
+            if isinstance(call.error, RegistryError):
+                raise _in_item(call.error, job_of(job).item, job_of(job).entry.tag)
+            if call.error is not None:
+                raise call.error
+
+    @staticmethod
+    def _prepare(job: _ImageJob) -> None:
+        item, entry = job.item, job.entry
         top, subset = (entry.top, True) if entry.top is not None else _top(item, entry)
         entry.top, entry.after = top, top.digest
         entry.stats = TransferStats()
-        if not entry.changed:
+        if entry.changed:
+            job.plan = source_plan(item.src_client, item.src_ref.repository, top, item.wanted if not subset else None)
+
+    def _claim(self, job: _ImageJob) -> bool:
+        """Whether ``job`` writes its image (the first tag of this run with that image does), and the blobs it
+        carries: those no tag before it in this run carries or found."""
+        entry, name = job.entry, job.item.dest_ref.repository_name
+        if job.plan is None or entry.top is None or (name, entry.top.digest) in self.ensured:
+            return False  # unchanged after all (a platform subset the destination has), or another tag's image
+        self.ensured.add((name, entry.top.digest))
+        job.blobs = [d for d in job.plan.blobs if (name, d['digest']) not in self.ensured]
+        self.ensured.update((name, d['digest']) for d in job.blobs)
+        (entry.stats or TransferStats()).add(blobs_skipped=len(job.plan.blobs) - len(job.blobs))
+        return True
+
+    def _blob(self, pair: Tuple[_ImageJob, Dict[str, Any]]) -> None:
+        job, descriptor = pair
+        outcome = ensure_blob(job.item.dest_client, job.item.dest_ref.repository, descriptor, job.source,
+                              job.entry.stats or TransferStats(), retries=self.ctx.retries,
+                              check_mode=self.ctx.check_mode)
+        if outcome != 'skipped' and not self.ctx.check_mode:
+            self.left.add(job.item.dest_ref.repository_name, 'blobs', descriptor['digest'])
+
+    def _manifests(self, job: _ImageJob) -> None:
+        """The image's child manifests and top manifest, by digest."""
+        entry, reference = job.entry, job.item.dest_ref
+        if job.plan is None or entry.top is None:
             return
-        client, reference = item.dest_client, item.dest_ref
-        plan = source_plan(item.src_client, item.src_ref.repository, top, item.wanted if not subset else None)
-        same_registry = item.src_client.api_host == client.api_host
-        mount_from = item.src_ref.repository if same_registry and item.src_ref.repository != reference.repository \
-            else None
-        source = RegistryBlobSource(item.src_client, item.src_ref.repository, mount_from=mount_from)
-        client.api.http.ensure_pool_size(self.ctx.workers + 2)
-
-        name = reference.repository_name
-        if (name, top.digest) in self.ensured:
-            return  # another tag of this run has the same image
-        blobs = [d for d in plan.blobs if (name, d['digest']) not in self.ensured]
-        entry.stats.add(blobs_skipped=len(plan.blobs) - len(blobs))
-
-        def blob(descriptor: Dict[str, Any]) -> str:
-            return ensure_blob(client, reference.repository, descriptor, source, entry.stats or TransferStats(),
-                               retries=self.ctx.retries, check_mode=self.ctx.check_mode)
-
-        calls = run_all(blob, blobs, self.ctx.workers)
-        for descriptor, call in zip(blobs, calls):
-            if call.ok:
-                self.ensured.add((name, descriptor['digest']))
-            if call.ok and call.value != 'skipped' and not self.ctx.check_mode:
-                self.left.add(name, 'blobs', descriptor['digest'])
-        failed = next((call.error for call in calls if call.error is not None), None)
-        if failed is not None:
-            raise failed
-        manifests = ImagePlan(top, plan.children, [], plan.images)
-        dummy, pushed = publish(client, reference.with_digest(top.digest), manifests, source, self.ctx)
-        entry.stats.add(manifests_pushed=pushed.manifests_pushed)
-        self.ensured.add((name, top.digest))
+        manifests = ImagePlan(entry.top, job.plan.children, [], job.plan.images)
+        dummy, pushed = publish(job.item.dest_client, reference.with_digest(entry.top.digest), manifests, job.source,
+                                self.ctx)
+        (entry.stats or TransferStats()).add(manifests_pushed=pushed.manifests_pushed)
         if not self.ctx.check_mode and pushed.manifests_pushed:
-            self.left.add(name, 'manifests', top.digest)
+            self.left.add(reference.repository_name, 'manifests', entry.top.digest)
 
     def tags(self, items: List[Item]) -> None:
         """Every changed tag of ``items``: one manifest PUT by tag each, in parallel; all attempted."""
@@ -568,8 +609,7 @@ def sync(client_factory: ClientFactory, repositories: Sequence[Dict[str, Any]], 
     groups = [items] if atomic else [[item] for item in items]
     for group in groups:
         try:
-            for item in group:
-                executor.content(item)
+            executor.content(group)
         except RegistryError as error:
             raise _content_failure(error, executor, atomic, _moved(items))
         executor.tags(group)

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -138,8 +140,33 @@ def test_an_unchanged_release_costs_two_heads_per_tag_plus_the_listings(source, 
                                                                   '/v2/library/nginx/tags/list']
 
 
+def test_the_images_of_a_release_are_copied_in_parallel_each_shared_blob_once(source, server):
+    fill(source)
+    source.add_image('dev/web', '1.4.3', [b'dev/web 1.4.2' * 50, b'more'])  # the layer of 1.4.2, and one more
+    lock, in_flight, peak = threading.Lock(), [0], [0]
+
+    def hold(request):  # every blob GET at the source stays open a moment, to see how many are at once
+        if request['method'] == 'GET' and '/blobs/' in request['path']:
+            with lock:
+                in_flight[0] += 1
+                peak[0] = max(peak[0], in_flight[0])
+            time.sleep(0.1)
+            with lock:
+                in_flight[0] -= 1
+    source.fault = hold
+    result = sync(Factory(source, server), release(source, server), RunContext(workers=4)).to_result()
+    # one image at a time would be at most its two blobs (config and layer) at once
+    assert peak[0] >= 3
+    web = dict((t['tag'], t) for t in result['repositories'][1]['tags'])
+    # 1.4.3, first in order, carries the shared config and layer to prod/web; 1.4.2 finds them carried
+    assert (web['1.4.3']['blobs_copied'], web['1.4.3']['blobs_skipped']) == (3, 0)
+    assert (web['1.4.2']['blobs_copied'], web['1.4.2']['blobs_skipped']) == (0, 2)
+    gets = [r['path'] for r in source.requests if r['method'] == 'GET' and '/blobs/' in r['path']]
+    assert len(gets) == len(set(gets)) == 8  # api 2, web 3, nginx 3 (one config each): no blob fetched twice
+
+
 def test_a_failure_in_the_blob_phase_moves_no_tag_and_says_what_it_left(source, server):
-    content = fill(source)
+    fill(source)
     bad = source.manifests[('library/nginx', '1.26.0')][1]
     layer = [d for d in source.blobs if d in bad.decode() and source.blobs[d].startswith(b'library/nginx')][0]
     source.fault = lambda request: {'corrupt': 3} if layer in request['path'] and request['method'] == 'GET' else None
@@ -150,13 +177,15 @@ def test_a_failure_in_the_blob_phase_moves_no_tag_and_says_what_it_left(source, 
     assert error.details['tags_moved'] == []
     assert all(not server.tags(repository) for repository in EXPECTED)
     left = dict((entry['repository'], entry) for entry in error.details['left'])
-    assert left['%s/prod/api' % server.host]['manifests'] == [content['dev/api']['1.4.2']]
+    # Every image's blobs are written before any manifest: the other blobs all went, no manifest did.
+    assert left['%s/prod/api' % server.host]['blobs'] and all(not e['manifests'] for e in left.values())
+    assert 'left in the destinations without a tag' in error.msg and not server.manifests
     # The rerun completes the promotion: what the failed run wrote is skipped, not copied again.
     source.fault = lambda request: None
     result = sync(Factory(source, server), release(source, server)).to_result()
     # Only the failed image's layer: its config (as every config here) went with the image before it.
     assert result['tags_changed'] == 5 and result['blobs_copied'] == 1
-    assert [t['manifests_pushed'] for t in result['repositories'][0]['tags']] == [1]  # the tag PUT only
+    assert [t['manifests_pushed'] for t in result['repositories'][0]['tags']] == [2]  # by digest, then the tag
 
 
 def test_without_atomic_the_items_before_a_failure_are_promoted(source, server):
