@@ -25,14 +25,17 @@ import hashlib
 import json
 import os
 import platform
+import queue
 import random
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from urllib.parse import urljoin
 
@@ -171,6 +174,73 @@ class Registries:
             except BenchError:
                 pass
             shutil.rmtree(self.storage(name), ignore_errors=True)
+
+
+class DelayLink:
+    """A registry farther away: a TCP forwarder on 127.0.0.1 that holds every chunk ``delay`` seconds in each
+    direction (a round trip ``2 * delay`` longer), bytes unchanged, so ``Host`` still names the forwarder and
+    the registry's ``Location`` headers lead back through it. Each connection has a thread per direction that
+    reads and one that sends, in order, once a chunk's time has come. ``close()`` stops it all."""
+
+    def __init__(self, upstream, delay):
+        self.upstream = upstream                # 'host:port'
+        self.delay = delay
+        self.listener = socket.create_server(('127.0.0.1', 0))
+        self.host = '127.0.0.1:%d' % self.listener.getsockname()[1]
+        self.sockets = []
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                client, dummy = self.listener.accept()
+            except OSError:
+                return
+            host, port = self.upstream.rsplit(':', 1)
+            try:
+                server = socket.create_connection((host, int(port)), timeout=60)
+            except OSError:
+                client.close()
+                continue
+            self.sockets.extend([client, server])
+            for source, target in ((client, server), (server, client)):
+                pending = queue.Queue()
+                threading.Thread(target=self._read, args=(source, pending), daemon=True).start()
+                threading.Thread(target=self._send, args=(pending, target), daemon=True).start()
+
+    def _read(self, source, pending):
+        while True:
+            try:
+                data = source.recv(1 << 16)
+            except OSError:
+                data = b''
+            pending.put((time.monotonic() + self.delay, data))
+            if not data:
+                return
+
+    @staticmethod
+    def _send(pending, target):
+        while True:
+            due, data = pending.get()
+            wait = due - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            try:
+                if not data:
+                    target.shutdown(socket.SHUT_WR)
+                    return
+                target.sendall(data)
+            except OSError:
+                return
+
+    def close(self):
+        self.closed = True
+        for sock in [self.listener] + self.sockets:
+            try:
+                sock.close()
+            except OSError:
+                pass
 
 
 # ----------------------------------------------------------------------------------------------

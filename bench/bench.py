@@ -24,8 +24,9 @@ and measures, round by round (every tool once per round, so all see the same mac
                with sign (a fresh repository each round), requests added on each registry; signature_verify
                and an unchanged sign, each minus a ping task, vs curl + openssl dgst -sha256 -verify
   sync         sync of 100 small tags to another registry, new then unchanged (each the first sync task of
-               its play; the unchanged one also as the second), vs skopeo sync twice; request counts on both
-               registries; the module's peak RSS and CPU time planning 1000 unchanged tags (and the 100)
+               its play; the unchanged one also as the second), vs skopeo sync twice; the unchanged sync of
+               both again through links that put the registries 10 ms away (round trip); request counts on
+               both registries; the module's peak RSS and CPU time planning 1000 unchanged tags (and the 100)
   export       export of the big image to a fresh OCI layout, vs skopeo copy docker:// oci:, and again into
                the same layout (unchanged: no blob fetched)
   prune        prune's plan (check mode) of 1000 tags over 7 dated digests (2 of them indexes), rules that leave
@@ -64,6 +65,7 @@ from _common import (  # noqa: E402  pylint: disable=wrong-import-position
     REPO_ROOT,
     AccessLog,
     BenchError,
+    DelayLink,
     Registries,
     Registry,
     Runner,
@@ -101,6 +103,8 @@ MANY30_SIZES = [256 + 64 * i for i in range(30)]
 # that point at a few images (seeded on both registries, so every tag is unchanged).
 SYNC_REPO = 'bench/sync'
 SYNC_MANY_REPO = 'bench/sync-many'
+# sync_far: each way between the tools and the registries (a registry in the same region: 10 ms round trip)
+SYNC_FAR_DELAY = 0.005
 SYNC_MANY_IMAGES = 5
 # prune: one repository of many tags over a few dated images (two of them indexes), planned in check mode every
 # round; the real run works on a fresh copy of it. Old images are 2020's, new ones a day old at seeding: with
@@ -713,7 +717,7 @@ class Bench:
                              copy_task(many, '%s/%s/many-w%s:latest' % (self.dest, base, workers or 'd'), workers),
                              ('copy50', workers, self.many_layers)))
             steps, dummy = self.runner.play([(name, task) for name, task, dummy2 in plan])
-            for step, (name, dummy2, what) in zip(steps, plan):
+            for step, (name, _task, what) in zip(steps, plan):
                 if what is None:
                     continue
                 kind, workers, layers = what
@@ -982,6 +986,7 @@ class Bench:
             order = (self.sync_module, self.sync_skopeo) if number % 2 == 0 else (self.sync_skopeo, self.sync_module)
             for step in order:
                 step(section, number, measured, base, wanted)
+            self.sync_far(section, number, measured, base, wanted)
             self.sync_memory(section, number, measured, base)
 
     def sync_module(self, section, number, measured, base, wanted):
@@ -1011,9 +1016,9 @@ class Bench:
         self.add(section, key + '_s', step['seconds'], measured)
         src_counts, dest_counts = self.step_counts(step)
         expected_src, expected_dest = self.sync_expectations(tags, new)
-        label = 'sync %d tags, %s%s, round %d' % (tags, 'new' if new else 'unchanged',
-                                                  ', second task of the play' if key.endswith('_warm') else '',
-                                                  number + 1)
+        label = 'sync %d tags, %s%s%s, round %d' % (tags, 'new' if new else 'unchanged',
+                                                    ', second task of the play' if key.endswith('_warm') else '',
+                                                    ', through the delaying links' if key == 'far' else '', number + 1)
         self.expect_counts(section, label + ' (source)', src_counts, expected_src)
         self.expect_counts(section, label + ' (destination)', dest_counts, expected_dest)
         self.add(section, key + '_requests', src_counts['total'] + dest_counts['total'], measured)
@@ -1038,6 +1043,25 @@ class Bench:
         copied = self.dest_tags('%s/%s' % (prefix, SYNC_REPO.rsplit('/', 1)[-1]))
         if copied != wanted:
             self.fail('skopeo sync left %d tags at the destination, expected %d' % (len(copied), len(wanted)))
+
+    def sync_far(self, section, number, measured, base, wanted):
+        """The unchanged syncs again, both tools through DelayLinks that put the registries SYNC_FAR_DELAY away
+        each way: the module's sync (first sync task of its play, after ping) and skopeo sync, in turn."""
+        links = [DelayLink(self.src, SYNC_FAR_DELAY), DelayLink(self.dest, SYNC_FAR_DELAY)]
+        try:
+            src, dest = links[0].host, links[1].host
+            steps, dummy = self.runner.play([('ping', PING), ('sync', sync_task(
+                '%s/%s' % (src, SYNC_REPO), '%s/%s/module' % (dest, base)))])
+            ping, step = steps
+            self.sync_step(section, number, measured, step, 'far', len(wanted), False)
+            self.add(section, 'far_minus_ping_s', step['seconds'] - ping['seconds'], measured)
+            dummy, seconds = self.tool(['skopeo', 'sync', '--src', 'docker', '--dest', 'docker',
+                                        '--src-tls-verify=false', '--dest-tls-verify=false',
+                                        '%s/%s' % (src, SYNC_REPO), '%s/%s/skopeo' % (dest, base)])
+            self.add(section, 'skopeo_far_s', seconds, measured)
+        finally:
+            for link in links:
+                link.close()
 
     def sync_memory(self, section, number, measured, base):
         """The module's peak RSS and CPU time planning many unchanged tags, and the round's tags (unchanged by
@@ -1402,6 +1426,7 @@ def signature_floors(sg):
 
 
 def sync_rows(tags, many):
+    far_ms = int(round(SYNC_FAR_DELAY * 2000))
     return [
         ('ansible.builtin.ping task', 'ping_s', 's', None),
         ('sync %d new tags, task' % tags, 'first_s', 's', ('skopeo_first_s', 'skopeo sync')),
@@ -1412,6 +1437,10 @@ def sync_rows(tags, many):
         ('sync %d unchanged tags, second sync task of the play, task - ping' % tags, 'again_warm_minus_ping_s', 's',
          ('skopeo_again_s', 'skopeo sync')),
         ('`skopeo sync`, second run, %d unchanged tags' % tags, 'skopeo_again_s', 's', None),
+        ('sync %d unchanged tags, %d ms round trip to each registry, task' % (tags, far_ms), 'far_s', 's',
+         ('skopeo_far_s', 'skopeo sync')),
+        ('... task - ping', 'far_minus_ping_s', 's', ('skopeo_far_s', 'skopeo sync')),
+        ('`skopeo sync`, %d unchanged tags, %d ms round trip' % (tags, far_ms), 'skopeo_far_s', 's', None),
         ('sync %d new tags, requests (both registries)' % tags, 'first_requests', 'n',
          ('skopeo_first_requests', 'skopeo')),
         ('skopeo sync %d new tags, requests (both registries)' % tags, 'skopeo_first_requests', 'n', None),
@@ -1438,6 +1467,8 @@ def sync_floors(bench, sy):
     again = median_ratio(sy, 'again_s', 'skopeo_again_s')
     again_minus_ping = median_ratio(sy, 'again_minus_ping_s', 'skopeo_again_s')
     again_warm = median_ratio(sy, 'again_warm_minus_ping_s', 'skopeo_again_s')
+    far = median_ratio(sy, 'far_s', 'skopeo_far_s')
+    far_ms = int(round(SYNC_FAR_DELAY * 2000))
     per_tag = max(r - lists for r, lists in zip(sy['again_requests'], sy['again_list_requests'])) / float(tags)
     rss = max(sy['rss_many_mib'])
     return [
@@ -1448,6 +1479,10 @@ def sync_floors(bench, sy):
          '%.2fx, second sync task of the play - ping %.2fx)'
          % (again, fmt(summary(sy['again_s'])[0], 's'), fmt(summary(sy['skopeo_again_s'])[0], 's'), again_minus_ping,
             again_warm), again <= 0.3),
+        ('16', '... with the registries %d ms away (round trip; the floor itself is on loopback): sync task <= 0.3x'
+         % far_ms,
+         '%.2fx (%s vs %s)' % (far, fmt(summary(sy['far_s'])[0], 's'), fmt(summary(sy['skopeo_far_s'])[0], 's')),
+         far <= 0.3),
         ('16', '%d unchanged tags: at most 2 requests per tag plus the tag lists' % tags,
          'max %d requests: %.2f per tag plus %d tag list%s (skopeo: %d)'
          % (max(sy['again_requests']), per_tag, max(sy['again_list_requests']),
