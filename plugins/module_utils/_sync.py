@@ -22,6 +22,7 @@ tag phase moves no tag, and says which blobs and untagged manifests it left. Wit
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from ansible_collections.imagelayers.registry.plugins.module_utils._context import RunContext
@@ -388,11 +389,13 @@ class Leftovers:
 
     def __init__(self) -> None:
         self.by_repository: Dict[str, Dict[str, List[str]]] = {}
+        self._lock = threading.Lock()  # added to from the content phase's threads
 
     def add(self, repository: str, kind: str, digest: str) -> None:
-        entry = self.by_repository.setdefault(repository, {'blobs': [], 'manifests': []})
-        if digest not in entry[kind]:
-            entry[kind].append(digest)
+        with self._lock:
+            entry = self.by_repository.setdefault(repository, {'blobs': [], 'manifests': []})
+            if digest not in entry[kind]:
+                entry[kind].append(digest)
 
     def to_result(self) -> List[Dict[str, Any]]:
         return [{'repository': name, 'blobs': entry['blobs'], 'manifests': entry['manifests']}
