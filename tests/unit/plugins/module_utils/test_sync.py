@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -15,6 +13,7 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._errors impor
 from ansible_collections.imagelayers.registry.plugins.module_utils._sync import Selector, sync
 from ansible_collections.imagelayers.registry.plugins.module_utils._tagging import TagConflictError
 from ansible_collections.imagelayers.registry.plugins.module_utils._tags import SemverRange, latest_versions
+from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.concurrency import Overlap
 from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.registry import client_for
 
 VERSIONS = ['1.24.9', '1.25.0', '1.25.3', '1.26.0-rc.1', 'v1.26.2', '1.27.0', '1.27.0-rc.1', '2.0.0-0', '2.0.0',
@@ -143,20 +142,15 @@ def test_an_unchanged_release_costs_two_heads_per_tag_plus_the_listings(source, 
 def test_the_images_of_a_release_are_copied_in_parallel_each_shared_blob_once(source, server):
     fill(source)
     source.add_image('dev/web', '1.4.3', [b'dev/web 1.4.2' * 50, b'more'])  # the layer of 1.4.2, and one more
-    lock, in_flight, peak = threading.Lock(), [0], [0]
+    blob_gets = Overlap()
 
     def hold(request):  # every blob GET at the source stays open a moment, to see how many are at once
         if request['method'] == 'GET' and '/blobs/' in request['path']:
-            with lock:
-                in_flight[0] += 1
-                peak[0] = max(peak[0], in_flight[0])
-            time.sleep(0.1)
-            with lock:
-                in_flight[0] -= 1
+            blob_gets.hold(0.1)
     source.fault = hold
     result = sync(Factory(source, server), release(source, server), RunContext(workers=4)).to_result()
     # one image at a time would be at most its two blobs (config and layer) at once
-    assert peak[0] >= 3
+    assert blob_gets.peak >= 3
     web = dict((t['tag'], t) for t in result['repositories'][1]['tags'])
     # 1.4.3, first in order, carries the shared config and layer to prod/web; 1.4.2 finds them carried
     assert (web['1.4.3']['blobs_copied'], web['1.4.3']['blobs_skipped']) == (3, 0)

@@ -8,8 +8,6 @@ import json
 import math
 import random
 import socket
-import threading
-import time
 
 import pytest
 
@@ -28,6 +26,7 @@ from ansible_collections.imagelayers.registry.plugins.module_utils._tags import 
     sort_tags,
     tags_info,
 )
+from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.concurrency import Overlap
 from ansible_collections.imagelayers.registry.tests.unit.plugins.test_support.registry import client_for
 
 DIGEST = 'sha256:' + 'c' * 64
@@ -220,19 +219,12 @@ def test_parse_semver():
 
 
 def test_parallel_map_keeps_order_bounds_concurrency_and_raises_after_all_finished():
-    active = [0]
-    peak = [0]
-    lock = threading.Lock()
+    calls = Overlap()
     done = []
 
     def work(item):
-        with lock:
-            active[0] += 1
-            peak[0] = max(peak[0], active[0])
-        time.sleep(0.01)
-        with lock:
-            active[0] -= 1
-            done.append(item)
+        calls.hold(0.01)
+        done.append(item)
         if item == 3:
             raise ValueError(item)
         return item * 2
@@ -241,7 +233,7 @@ def test_parallel_map_keeps_order_bounds_concurrency_and_raises_after_all_finish
     done[:] = []
     with pytest.raises(ValueError):
         parallel_map(work, range(20), workers=4)
-    assert peak[0] <= 4 and sorted(done) == list(range(20))
+    assert calls.peak <= 4 and sorted(done) == list(range(20))
 
 
 def test_a_next_page_on_another_host_is_refused(server, other_server):
