@@ -22,10 +22,10 @@ description:
     the tag phase moves no destination tag; the failure lists the blobs and untagged manifests it left
     (C(left)), which a rerun reuses. A rerun after a partial run does only the remaining work."
   - With O(atomic=false), the same phases run item by item, so the items before a failing one are promoted.
-  - The content phase runs in three steps, each across all the images of the phase at once (O(workers) at a
+  - "The content phase runs in three steps, each across all the images of the phase at once (O(workers) at a
     time), not image after image: the source manifests of the changed tags are read, then every blob is
     transferred (once per destination repository: the first tag in order that needs a blob carries it, the
-    others count it as skipped), then the manifests are written by digest.
+    others count it as skipped), then the manifests are written by digest."
   - Blobs are verified on the way, mounted within one registry, and skipped where the destination has them,
     as M(imagelayers.registry.copy) does. One session and one token cache per registry.
 author:

@@ -312,7 +312,6 @@ def test_verify_file_states(tmp_path):
     assert verify_file(path, OTHER)[0] == 'mismatch'
 
 
-
 # -- page cache: a large blob file gives its pages back as it goes ---------------------------------
 @pytest.fixture
 def fadvise(monkeypatch):
