@@ -296,8 +296,7 @@ class BlobFile:
         self.mode = mode
         self._file: Optional[IO[bytes]] = None
         self.temp_path: Optional[str] = None
-        self._behind = 0  # bytes written since the last drop_behind
-        self._large = False  # more than a CACHE_WINDOW written: the pages are given back
+        self._window = CacheWindow()
 
     def open(self) -> BlobFile:
         try:
@@ -340,9 +339,7 @@ class BlobFile:
         handle, dummy = self._opened()
         try:
             handle.write(chunk)
-            self._behind += len(chunk)
-            if self._behind >= CACHE_WINDOW:
-                self._behind, self._large = 0, True
+            if self._window.passed(len(chunk)):
                 handle.flush()
                 drop_behind(handle.fileno(), handle.tell())
         except OSError as exc:
@@ -354,7 +351,7 @@ class BlobFile:
         try:
             handle.flush()
             os.fsync(handle.fileno())
-            if self._large:
+            if self._window.large:
                 drop_behind(handle.fileno(), handle.tell())
             handle.close()
             self._file = None
@@ -436,16 +433,31 @@ def drop_behind(fd: int, end: int) -> None:
         _FADVISE(fd, 0, end, os.POSIX_FADV_DONTNEED)
 
 
+class CacheWindow:
+    """When a blob file read or written gives its pages back (drop_behind): each time another
+    :data:`CACHE_WINDOW` bytes went through, and at its end when it is ``large`` (passed one at least)."""
+
+    def __init__(self) -> None:
+        self.behind = 0      # bytes since the last drop
+        self.large = False
+
+    def passed(self, count: int) -> bool:
+        """Count ``count`` more bytes; whether a window is full (and the pages go back now)."""
+        self.behind += count
+        if self.behind < CACHE_WINDOW:
+            return False
+        self.behind, self.large = 0, True
+        return True
+
+
 def _read_dropping_behind(handle: IO[bytes]) -> Callable[[int], bytes]:
     """``handle.read`` that gives the pages it read back every :data:`CACHE_WINDOW` bytes, and at the end of a
     file larger than that (see drop_behind); a small file keeps its pages."""
-    state = {'behind': 0, 'large': False}
+    window = CacheWindow()
 
     def read(amount: int) -> bytes:
         data = handle.read(amount)
-        state['behind'] += len(data)
-        if state['behind'] >= CACHE_WINDOW or (not data and state['large']):
-            state['behind'], state['large'] = 0, True
+        if window.passed(len(data)) or (not data and window.large):
             drop_behind(handle.fileno(), handle.tell())
         return data
     return read
