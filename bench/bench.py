@@ -938,14 +938,15 @@ class Bench:
         self.add(section, 'openssl_requests', src_counts['total'], measured)
 
     # -- sync --------------------------------------------------------------------------------
-    def skopeo_sync(self, repo, prefix, cold):
+    def skopeo_sync(self, repo, prefix, cold, src=None, dest=None):
         """``skopeo sync`` of every tag of ``repo`` (source registry) to ``prefix/<last part of repo>`` (destination
-        registry); returns seconds. ``cold``: the blob-info cache removed first, as before every first copy."""
+        registry); returns seconds. ``cold``: the blob-info cache removed first, as before every first copy.
+        ``src``/``dest``: other addresses of the two registries (DelayLinks)."""
         if cold:
             self.drop_skopeo_cache()
         dummy, seconds = self.tool(['skopeo', 'sync', '--src', 'docker', '--dest', 'docker', '--src-tls-verify=false',
-                                    '--dest-tls-verify=false', '%s/%s' % (self.src, repo),
-                                    '%s/%s' % (self.dest, prefix)])
+                                    '--dest-tls-verify=false', '%s/%s' % (src or self.src, repo),
+                                    '%s/%s' % (dest or self.dest, prefix)])
         return seconds
 
     def dest_tags(self, repo):
@@ -1055,9 +1056,7 @@ class Bench:
             ping, step = steps
             self.sync_step(section, number, measured, step, 'far', len(wanted), False)
             self.add(section, 'far_minus_ping_s', step['seconds'] - ping['seconds'], measured)
-            dummy, seconds = self.tool(['skopeo', 'sync', '--src', 'docker', '--dest', 'docker',
-                                        '--src-tls-verify=false', '--dest-tls-verify=false',
-                                        '%s/%s' % (src, SYNC_REPO), '%s/%s/skopeo' % (dest, base)])
+            seconds = self.skopeo_sync(SYNC_REPO, '%s/skopeo' % base, False, src, dest)
             self.add(section, 'skopeo_far_s', seconds, measured)
         finally:
             for link in links:
